@@ -1,0 +1,30 @@
+# CXR-Bench. `make benchmark` and `make test` set everything up on a fresh clone (a .venv beside this file).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUITE ?= configs/quick.yaml
+OUT ?= runs
+DATA_ROOT ?=
+# Never wait on the Hugging Face hub: pretrained weights only come from local files.
+export HF_HUB_OFFLINE = 1
+
+.PHONY: install test benchmark leaderboard clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+test: install
+	$(PY) -m pytest
+
+benchmark: install
+	$(PY) -m benchmark run $(SUITE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) --out $(OUT)
+
+leaderboard: install
+	$(PY) -m benchmark leaderboard --out $(OUT)
+
+clean:
+	rm -rf $(OUT) .cache .pytest_cache

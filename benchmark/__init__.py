@@ -1,0 +1,1 @@
+"""CXR-Bench runner: suites -> runs -> result JSON -> leaderboard.md."""

@@ -1,0 +1,131 @@
+"""Command line: ``python -m benchmark run | leaderboard | data-report | list``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+DEFAULT_OUT = Path("runs")
+DEFAULT_CACHE = Path(os.environ.get("CXRBENCH_CACHE", ".cache/cxrbench"))
+
+log = logging.getLogger("benchmark")
+
+
+def _common_out(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results, splits, logs and predictions go here (default: runs)")
+    parser.add_argument("--leaderboard", type=Path, default=Path("leaderboard.md"), help="markdown file to (re)write (default: leaderboard.md)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m benchmark", description="CXR-Bench: rerun published chest X-ray classifiers on one shared patient-level split.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="train and test every (dataset, method, seed) of a suite, then rewrite the leaderboard")
+    run.add_argument("suite", type=Path, help="suite YAML, e.g. configs/quick.yaml")
+    run.add_argument("--data-root", type=Path, help="folder holding the real datasets (without it, suites that allow it use synthetic phantoms)")
+    _common_out(run)
+    run.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="preprocessing cache (default: .cache/cxrbench or $CXRBENCH_CACHE)")
+    run.add_argument("--seeds", type=int, nargs="+", help="override the suite's seeds")
+    run.add_argument("--accelerator", help="Lightning accelerator: cpu, gpu, auto")
+    run.add_argument("--devices", help="number of devices, or a list such as 0,1")
+    run.add_argument("--strategy", help="Lightning strategy: auto, ddp, ddp_spawn, ...")
+    run.add_argument("--max-epochs", type=int, help="override every method's epochs")
+    run.add_argument("--no-wandb", action="store_true", help="CSV logging only")
+
+    board = commands.add_parser("leaderboard", help="rewrite the leaderboard from the result files")
+    _common_out(board)
+
+    report = commands.add_parser("data-report", help="images, patients and problems per split and class of one dataset")
+    report.add_argument("name", help="dataset name (see `list`)")
+    report.add_argument("--root", type=Path, help="the dataset's folder, or a data root holding it")
+    report.add_argument("--image-size", type=int, default=64)
+    report.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
+    report.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    report.add_argument("--split-seed", type=int, default=0)
+    report.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    commands.add_parser("list", help="the registered datasets and methods")
+    return parser
+
+
+def _devices(value: str | None):
+    if value is None:
+        return None
+    return [int(v) for v in value.split(",") if v] if "," in value else (value if value == "auto" else int(value))
+
+
+def cmd_run(args) -> int:
+    from pytorch_lightning.utilities import rank_zero_only
+
+    from benchmark.config import load_suite
+    from benchmark.leaderboard import write_leaderboard
+    from benchmark.runner import run_one
+
+    overrides = {k: v for k, v in {"accelerator": args.accelerator, "devices": _devices(args.devices), "strategy": args.strategy, "max_epochs": args.max_epochs}.items() if v is not None}
+    suite = load_suite(args.suite, data_root=args.data_root, seeds=args.seeds, trainer_overrides=overrides)
+    if args.no_wandb:
+        for spec in suite.runs:
+            spec.logging = {**spec.logging, "wandb": False}
+    log.info("suite %s: %d run(s)", suite.name, len(suite.runs))
+    for number, spec in enumerate(suite.runs, 1):
+        log.info("[%d/%d] %s", number, len(suite.runs), spec.run_id)
+        result = run_one(spec, out_dir=args.out, cache_dir=args.cache_dir)
+        if result is not None:
+            metrics = result["metrics"]
+            log.info("%s: test accuracy %s, macro AUROC %s", spec.run_id, _fmt(metrics.get("accuracy")), _fmt(metrics.get("auroc")))
+    if rank_zero_only.rank == 0:
+        path = write_leaderboard(args.out, args.leaderboard)
+        print(f"leaderboard written: {path}")
+    return 0
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def cmd_leaderboard(args) -> int:
+    from benchmark.leaderboard import write_leaderboard
+
+    print(f"leaderboard written: {write_leaderboard(args.out, args.leaderboard)}")
+    return 0
+
+
+def cmd_data_report(args) -> int:
+    from benchmark.config import ConfigError
+    from benchmark.data_report import data_report, format_report
+    from datamodules import DATAMODULES
+
+    if args.name not in DATAMODULES:
+        raise ConfigError(f"unknown dataset {args.name!r}; known: {', '.join(sorted(DATAMODULES))}")
+
+    report = data_report(args.name, root=args.root, image_size=args.image_size, cache_dir=args.cache_dir, split_dir=args.out / "splits", split_seed=args.split_seed)
+    print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def cmd_list(args) -> int:
+    from datamodules import DATAMODULES
+    from lightning_modules import TASKS
+
+    print("datasets: " + ", ".join(sorted(DATAMODULES)))
+    print("methods:  " + ", ".join(sorted(TASKS)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    from benchmark.config import ConfigError
+    from datamodules.base import DatasetNotFoundError
+    from datamodules.manifest import ManifestError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    handlers = {"run": cmd_run, "leaderboard": cmd_leaderboard, "data-report": cmd_data_report, "list": cmd_list}
+    try:
+        return handlers[args.command](args)
+    except (ConfigError, DatasetNotFoundError, ManifestError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2

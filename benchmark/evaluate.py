@@ -1,0 +1,39 @@
+"""Test metrics computed once, from the de-duplicated test predictions, with the same torchmetrics collection the
+methods log. Under DDP the distributed sampler pads and repeats test images; counting each image once here keeps
+the leaderboard exact whatever the number of devices.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torchmetrics.classification import MulticlassConfusionMatrix
+
+from lightning_modules.metrics import classification_metrics
+
+
+def deduplicate(index: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Keep the first prediction of every test index, ordered by index."""
+    order = torch.argsort(index, stable=True)
+    index, scores, labels = index[order], scores[order], labels[order]
+    keep = torch.ones_like(index, dtype=torch.bool)
+    keep[1:] = index[1:] != index[:-1]
+    return index[keep], scores[keep], labels[keep]
+
+
+def evaluate(scores: torch.Tensor, labels: torch.Tensor, class_names: list[str], *, multilabel: bool = False) -> dict:
+    """Return {"metrics": {name: float}, "confusion_matrix": [[...]] (rows = truth)}."""
+    collection = classification_metrics(class_names, multilabel=multilabel)
+    target = labels.long()
+    collection.update(scores.float(), target)
+    metrics = {name: float(value) for name, value in collection.compute().items()}
+    result = {"metrics": metrics, "n_images": int(len(labels))}
+    if not multilabel:
+        matrix = MulticlassConfusionMatrix(len(class_names))(scores.float(), target)
+        result["confusion_matrix"] = matrix.to(torch.int64).tolist()
+    return result
+
+
+def finite(value: float) -> float | None:
+    """JSON has no NaN: undefined metrics (a class absent from the test split) become null."""
+    return None if value is None or not np.isfinite(value) else float(value)

@@ -1,0 +1,181 @@
+"""Execute one RunSpec: build the DataModule and the method, train with a Lightning Trainer keeping the best
+checkpoint by the validation metric, test that checkpoint, and write the result JSON and test predictions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.utilities import rank_zero_only
+
+from benchmark.evaluate import deduplicate, evaluate
+from benchmark.loggers import build_loggers, finish_wandb
+from benchmark.results import result_path, write_result
+from datamodules import get_datamodule_class
+from datamodules.base import CXRDataModule
+from lightning_modules import get_task_class
+
+log = logging.getLogger(__name__)
+
+DATA_KEYS = (
+    "image_size", "batch_size", "eval_batch_size", "num_workers", "split_seed", "val_fraction", "test_fraction",
+    "augmentation", "augment_classes", "normalization", "balanced_sampling", "class_names",
+)
+
+
+class TrainingThroughput(pl.Callback):
+    """Training images per second over the time spent in training steps (data loading excluded)."""
+
+    def __init__(self):
+        self.images = 0
+        self.seconds = 0.0
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
+        self._started = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        self.seconds += time.perf_counter() - self._started
+        self.images += len(batch["image"]) * trainer.world_size
+
+    @property
+    def images_per_second(self) -> float | None:
+        return self.images / self.seconds if self.seconds else None
+
+
+def build_datamodule(spec, *, out_dir: Path, cache_dir: Path) -> CXRDataModule:
+    entry = spec.dataset
+    cls = get_datamodule_class(entry["name"])
+    kwargs = {k: spec.data[k] for k in DATA_KEYS if k in spec.data}
+    kwargs.update(entry.get("options", {}))
+    if "root" in entry:
+        root = Path(entry["root"])
+    elif entry.get("data_root"):
+        root = cls.locate(entry["data_root"])
+    else:
+        root = None  # the synthetic set lives in the cache folder
+    return cls(root, cache_dir=cache_dir, split_dir=out_dir / "splits", sampling_seed=spec.seed, **kwargs)
+
+
+def build_task(spec, datamodule: CXRDataModule) -> pl.LightningModule:
+    method = spec.method
+    cls = get_task_class(method["method"])
+    return cls(
+        class_names=datamodule.class_names,
+        multilabel=datamodule.multilabel,
+        image_size=datamodule.image_size,
+        model=method.get("model"),
+        loss=method.get("loss"),
+        optimizer=method.get("optimizer"),
+        scheduler=method.get("scheduler"),
+        start_weights=method.get("start_weights"),
+        **method.get("task", {}),
+    )
+
+
+def _trainer_kwargs(trainer_config: dict) -> dict:
+    config = dict(trainer_config)
+    config.setdefault("accelerator", "auto")
+    config.setdefault("devices", 1)
+    config.setdefault("strategy", "auto")
+    config.setdefault("precision", "32-true")
+    config.setdefault("max_epochs", 1)
+    config.setdefault("deterministic", "warn")
+    config.setdefault("log_every_n_steps", 10)
+    return config
+
+
+def run_one(spec, *, out_dir: Path, cache_dir: Path) -> dict[str, Any] | None:
+    """Train and test one (dataset, method, seed); returns the result dict on rank 0 (None elsewhere)."""
+    pl.seed_everything(spec.seed, workers=True)
+    datamodule = build_datamodule(spec, out_dir=out_dir, cache_dir=cache_dir)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    task = build_task(spec, datamodule)
+    monitor = spec.method.get("monitor", {"metric": "val/accuracy", "mode": "max"})
+
+    log_dir = out_dir / "logs" / spec.run_id
+    if rank_zero_only.rank == 0:  # a rerun starts clean: no stale checkpoint or CSV log from an earlier run
+        shutil.rmtree(log_dir, ignore_errors=True)
+    checkpoint = ModelCheckpoint(dirpath=log_dir / "checkpoints", filename="best", monitor=monitor["metric"], mode=monitor["mode"], save_top_k=1, save_last=False, enable_version_counter=False)
+    throughput = TrainingThroughput()
+    config = {"suite": spec.suite, "method": spec.method, "dataset": spec.dataset, "seed": spec.seed, "data": spec.data, "trainer": spec.trainer}
+    loggers = build_loggers(log_dir, run_name=spec.run_id, group=spec.suite, config=config, logging_config=spec.logging, synthetic=datamodule.is_synthetic)
+    trainer = pl.Trainer(callbacks=[checkpoint, throughput], logger=loggers, default_root_dir=str(log_dir), **_trainer_kwargs(spec.trainer))
+
+    started = time.perf_counter()
+    trainer.fit(task, datamodule=datamodule)
+    train_seconds = time.perf_counter() - started
+    best_path = checkpoint.best_model_path or None
+    trainer.test(task, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
+    finish_wandb()
+    if not trainer.is_global_zero:
+        return None
+
+    index, scores, labels = deduplicate(**task.test_predictions)
+    evaluation = evaluate(scores, labels, datamodule.class_names, multilabel=datamodule.multilabel)
+    predictions_file = out_dir / "predictions" / f"{spec.run_id}.csv"
+    _write_predictions(predictions_file, datamodule, index, scores, labels)
+    result = {
+        "suite": spec.suite,
+        "run_id": spec.run_id,
+        "method": {k: spec.method.get(k) for k in ("id", "method", "title", "paper", "deviations", "model", "loss", "optimizer", "scheduler", "file")},
+        "dataset": {**datamodule.describe(), "stands_in_for": spec.dataset.get("stands_in_for")},
+        "seed": spec.seed,
+        "data_settings": spec.data,
+        "trainer_settings": {k: v for k, v in _trainer_kwargs(spec.trainer).items()},
+        "start_weights": task.start_weights,
+        "metrics": evaluation["metrics"],
+        "confusion_matrix": evaluation.get("confusion_matrix"),
+        "n_test_images": evaluation["n_images"],
+        "monitor": monitor,
+        "best_epoch": _best_epoch(checkpoint),
+        "best_validation_score": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
+        "epochs_trained": trainer.current_epoch,
+        "train_seconds": round(train_seconds, 2),
+        "train_images_per_second": throughput.images_per_second,
+        "parameter_count": sum(p.numel() for p in task.parameters()),
+        "device": _device_description(trainer),
+        "predictions_file": str(predictions_file),
+        "environment": _environment(),
+    }
+    write_result(result_path(out_dir, spec.run_id), result)
+    return result
+
+
+def _best_epoch(checkpoint: ModelCheckpoint) -> int | None:
+    if not checkpoint.best_model_path:
+        return None
+    state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
+    return int(state.get("epoch", -1))
+
+
+def _write_predictions(path: Path, datamodule: CXRDataModule, index, scores, labels) -> None:
+    frame = datamodule.frames["test"].iloc[index.numpy()]
+    table = pd.DataFrame({"image": frame["image"].to_numpy(), "patient_id": frame["patient_id"].to_numpy(), "label": frame["label"].to_numpy()})
+    for column, name in enumerate(datamodule.class_names):
+        table[f"score_{name}"] = scores[:, column].numpy()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(path, index=False, float_format="%.6f")
+
+
+def _device_description(trainer: pl.Trainer) -> str:
+    accelerator = type(trainer.accelerator).__name__.replace("Accelerator", "").lower()
+    name = torch.cuda.get_device_name(0) if accelerator == "cuda" else f"{os.cpu_count()} CPU cores"
+    return f"{trainer.world_size} x {accelerator} ({name}), strategy {type(trainer.strategy).__name__}"
+
+
+def _environment() -> dict[str, str]:
+    import platform
+
+    import torchmetrics
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "pytorch_lightning": pl.__version__, "torchmetrics": torchmetrics.__version__}

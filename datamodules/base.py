@@ -1,0 +1,287 @@
+"""The base DataModule: native files -> manifest -> shared patient-level split -> preprocessing cache -> loaders.
+
+A dataset file only implements ``build_manifest`` (and ``locate`` to find its folder under a data root). Every
+other step is here, so all datasets are split, cached, normalised and loaded the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from datamodules.cache import CachedImages, ImageCache
+from datamodules.locking import file_lock
+from datamodules.sampling import BalancedEpochSampler
+from datamodules.splits import SPLITS, assert_patient_disjoint, assign_splits, file_sha256, read_split_csv, write_split_csv
+from datamodules.transforms import build_transform
+
+log = logging.getLogger(__name__)
+
+NORMALISATION_SAMPLE = 5000  # train images used for the global mean/std (evenly spaced, deterministic)
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The dataset's native files are not where the user pointed."""
+
+
+class CachedImageDataset(Dataset):
+    """Images from the cache memmap (opened lazily, once per worker process) with their targets."""
+
+    def __init__(self, array_path: Path, rows: np.ndarray, targets: np.ndarray, transform, augment_mask: np.ndarray | None = None, eval_transform=None):
+        self.array_path = array_path
+        self.rows = rows
+        self.targets = targets
+        self.transform = transform
+        self.augment_mask = augment_mask
+        self.eval_transform = eval_transform
+        self._array: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if self._array is None:
+            self._array = np.load(self.array_path, mmap_mode="r")
+        pixels = np.asarray(self._array[self.rows[index]])[:, :, None]
+        transform = self.transform
+        if self.augment_mask is not None and not self.augment_mask[index]:
+            transform = self.eval_transform
+        return {"image": transform(image=pixels)["image"], "label": torch.as_tensor(self.targets[index]), "index": index}
+
+
+class CXRDataModule(pl.LightningDataModule):
+    """Shared machinery; subclasses set ``name``, ``classes`` and implement ``build_manifest``."""
+
+    name: str = "base"
+    classes: tuple[str, ...] = ()  # canonical class order of the dataset's task
+    multilabel: bool = False
+    is_synthetic: bool = False
+    folder_names: tuple[str, ...] = ()  # sub-folders of a data root where the dataset may lie
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        image_size: int = 224,
+        batch_size: int = 16,
+        eval_batch_size: int | None = None,
+        num_workers: int = 0,
+        cache_dir: str | Path = ".cache/cxrbench",
+        split_dir: str | Path = "runs/splits",
+        split_seed: int = 0,
+        val_fraction: float = 0.15,
+        test_fraction: float = 0.15,
+        augmentation: str | None = "none",
+        augment_classes: list[str] | None = None,
+        normalization: str = "train_stats",
+        balanced_sampling: str | None = None,
+        sampling_seed: int = 0,
+        class_names: list[str] | None = None,
+    ):
+        super().__init__()
+        self.root = Path(root).expanduser()
+        self.image_size = int(image_size)
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or batch_size)
+        self.num_workers = int(num_workers)
+        self.cache_dir = Path(cache_dir)
+        self.split_dir = Path(split_dir)
+        self.split_seed = int(split_seed)
+        self.val_fraction = float(val_fraction)
+        self.test_fraction = float(test_fraction)
+        self.augmentation = augmentation
+        self.augment_classes = augment_classes
+        self.normalization = normalization
+        self.balanced_sampling = balanced_sampling
+        self.sampling_seed = int(sampling_seed)
+        self.requested_classes = class_names
+        self._cache: CachedImages | None = None
+        self.frames: dict[str, pd.DataFrame] = {}
+        self.excluded: dict[str, int] = {}
+
+    # ----- what a dataset file implements -----
+    def build_manifest(self) -> pd.DataFrame:
+        raise NotImplementedError
+
+    @classmethod
+    def locate(cls, data_root: str | Path) -> Path:
+        """Find this dataset's root under ``data_root`` (the folder itself or one of ``folder_names``)."""
+        data_root = Path(data_root).expanduser()
+        candidates = [data_root] + [data_root / name for name in cls.folder_names]
+        for candidate in candidates:
+            if candidate.is_dir() and cls.looks_like_root(candidate):
+                return candidate
+        tried = ", ".join(str(c) for c in candidates)
+        raise DatasetNotFoundError(f"{cls.name}: no dataset in its native layout found; looked in {tried}")
+
+    @classmethod
+    def looks_like_root(cls, path: Path) -> bool:
+        return path.is_dir()
+
+    # ----- split naming -----
+    @property
+    def split_path(self) -> Path:
+        tag = f"seed{self.split_seed}-val{self.val_fraction:g}-test{self.test_fraction:g}"
+        return self.split_dir / f"{self.name}-{tag}.csv"
+
+    @property
+    def split_sha256(self) -> str:
+        return file_sha256(self.split_path)
+
+    # ----- the pipeline -----
+    def _prepare(self) -> CachedImages:
+        if self._cache is not None:
+            return self._cache
+        if not self.root.is_dir():
+            raise DatasetNotFoundError(f"{self.name}: data root {self.root} does not exist")
+        manifest = self.build_manifest()
+        with file_lock(self.cache_dir / f"{self.name}.lock"):
+            cache = ImageCache(self.cache_dir, self.name, self.image_size).build(manifest)
+        problems = set(cache.problems["path"])
+        if problems:
+            log.warning("%s: %d of %d images could not be read and are excluded (see the data report)", self.name, len(problems), len(manifest))
+        with file_lock(self.split_path.with_suffix(".lock")):
+            if not self.split_path.exists():
+                usable = manifest[~manifest["path"].isin(problems)].reset_index(drop=True)
+                split = assign_splits(usable, seed=self.split_seed, val_fraction=self.val_fraction, test_fraction=self.test_fraction)
+                write_split_csv(usable, split, self.root, self.split_path)
+                log.info("%s: wrote shared split %s", self.name, self.split_path)
+            else:
+                log.info("%s: reusing shared split %s", self.name, self.split_path)
+        self.manifest, self._cache = manifest, cache
+        return cache
+
+    def prepare_data(self) -> None:
+        self._prepare()
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.frames:
+            return
+        cache = self._prepare()
+        frame = read_split_csv(self.split_path)
+        root = self.root.resolve()
+        frame["path"] = [str(root / image) for image in frame["image"]]
+        index = cache.index.assign(path=[str(Path(p).resolve()) for p in cache.index["path"]])
+        frame = frame.merge(index, on="path", how="left")
+        unknown = frame["row"].isna()
+        unreadable = frame["problem"].fillna("") != ""
+        self.excluded = {"not_in_dataset": int(unknown.sum()), "unreadable": int((unreadable & ~unknown).sum())}
+        if unknown.any():
+            log.warning("%s: %d images of the split file are not in the dataset now; they are skipped", self.name, int(unknown.sum()))
+        unsplit = len(set(self.manifest["path"].map(lambda p: str(Path(p).resolve()))) - set(frame["path"]))
+        if unsplit:
+            log.warning("%s: %d images of the dataset are not in the shared split file %s and are not used; "
+                        "delete that file (or use a new --out) to split again", self.name, unsplit, self.split_path)
+        self.excluded["not_in_split_file"] = unsplit
+        frame = frame[~unknown & ~unreadable].copy()
+        frame["row"] = frame["row"].astype(np.int64)
+        assert_patient_disjoint(frame, where=str(self.split_path))
+
+        self.class_names = self._resolve_classes(frame)
+        in_task = frame["label"].map(self._in_task)
+        self.excluded["label_outside_task"] = int((~in_task & frame["split"].isin(SPLITS)).sum())
+        frame = frame[in_task]
+        self.frames = {split: frame[frame["split"] == split].reset_index(drop=True) for split in SPLITS}
+        if len(self.frames["train"]) == 0:
+            raise ValueError(f"{self.name}: the train split of {self.split_path} is empty")
+        self.mean, self.std = self._train_statistics(cache)
+        self.datasets = {split: self._dataset(split, cache) for split in SPLITS}
+
+    # ----- helpers -----
+    def _resolve_classes(self, frame: pd.DataFrame) -> list[str]:
+        if self.requested_classes:
+            return list(self.requested_classes)
+        if self.multilabel:
+            return list(self.classes)
+        present = set(frame["label"])
+        ordered = [c for c in self.classes if c in present]
+        return ordered + sorted(present - set(ordered))
+
+    def _in_task(self, label: str) -> bool:
+        return True if self.multilabel else label in self.class_names
+
+    def encode_targets(self, labels: pd.Series) -> np.ndarray:
+        """Class indices (single-label) or a multi-hot float matrix (multi-label)."""
+        if self.multilabel:
+            hot = np.zeros((len(labels), len(self.class_names)), dtype=np.float32)
+            for i, label in enumerate(labels):
+                for finding in filter(None, str(label).split("|")):
+                    if finding in self.class_names:
+                        hot[i, self.class_names.index(finding)] = 1.0
+            return hot
+        return labels.map(self.class_names.index).to_numpy(dtype=np.int64)
+
+    def _train_statistics(self, cache: CachedImages) -> tuple[float, float]:
+        rows = self.frames["train"]["row"].to_numpy()
+        if len(rows) > NORMALISATION_SAMPLE:
+            rows = rows[np.linspace(0, len(rows) - 1, NORMALISATION_SAMPLE).astype(int)]
+        pixels = cache.open()[np.sort(rows)].astype(np.float64) / 255.0
+        return float(pixels.mean()), float(max(pixels.std(), 1e-6))
+
+    def _dataset(self, split: str, cache: CachedImages) -> CachedImageDataset:
+        frame = self.frames[split]
+        eval_transform = build_transform(None, mean=self.mean, std=self.std, normalization=self.normalization)
+        transform = eval_transform
+        augment_mask = None
+        if split == "train" and self.augmentation not in (None, "none"):
+            transform = build_transform(self.augmentation, mean=self.mean, std=self.std, normalization=self.normalization)
+            if self.augment_classes:
+                augment_mask = frame["label"].isin(self.augment_classes).to_numpy()
+        return CachedImageDataset(cache.array_path, frame["row"].to_numpy(), self.encode_targets(frame["label"]), transform, augment_mask, eval_transform)
+
+    def _loader(self, split: str, *, shuffle: bool, sampler=None, batch_size: int | None = None) -> DataLoader:
+        return DataLoader(
+            self.datasets[split],
+            batch_size=batch_size or self.eval_batch_size,
+            shuffle=shuffle if sampler is None else False,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            persistent_workers=self.num_workers > 0,
+            pin_memory=torch.cuda.is_available(),
+        )
+
+    def train_sampler(self):
+        if not self.balanced_sampling:
+            return None
+        return BalancedEpochSampler(self.datasets["train"].targets, mode=self.balanced_sampling, seed=self.sampling_seed)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", shuffle=True, sampler=self.train_sampler(), batch_size=self.batch_size)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", shuffle=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def describe(self) -> dict[str, Any]:
+        """What a result file records about the data: enough to tell exactly which images were used."""
+        counts = {
+            split: {"images": len(f), "patients": int(f["patient_id"].nunique()), "per_class": f["label"].value_counts().sort_index().to_dict()}
+            for split, f in self.frames.items()
+        }
+        return {
+            "name": self.name,
+            "synthetic": self.is_synthetic,
+            "root": str(self.root),
+            "classes": self.class_names,
+            "multilabel": self.multilabel,
+            "image_size": self.image_size,
+            "split_file": str(self.split_path),
+            "split_sha256": self.split_sha256,
+            "split_seed": self.split_seed,
+            "counts": counts,
+            "excluded": self.excluded,
+            "normalization": {"kind": self.normalization, "mean": self.mean, "std": self.std},
+        }

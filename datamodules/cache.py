@@ -1,0 +1,131 @@
+"""On-disk preprocessing cache: every image decoded once, made single-channel uint8, resized, stored in a memmap.
+
+One cache per (dataset, image size, PREPROCESS_VERSION, image set). A fingerprint of the source files' sizes
+and modification times is kept beside it; when a source file changes the cache is rebuilt. Files that cannot
+be decoded are recorded with their reason (``problems``) instead of failing later in a DataLoader worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from datamodules.imageio import ImageReadError, read_grayscale, resize_square
+
+log = logging.getLogger(__name__)
+
+# Bump whenever decoding or resizing changes, so old caches are never reused for new preprocessing.
+PREPROCESS_VERSION = 1
+
+
+def _stat_fingerprint(paths: list[str]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        try:
+            stat = os.stat(path)
+            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{path}\0missing\n".encode())
+    return digest.hexdigest()
+
+
+def _image_set_key(paths: list[str]) -> str:
+    return hashlib.sha256("\n".join(paths).encode()).hexdigest()[:16]
+
+
+@dataclass
+class CachedImages:
+    """A built cache: the memmap file, and per manifest path its row and decode problem (if any)."""
+
+    directory: Path
+    index: pd.DataFrame  # columns: path, row, problem ("" when the image decoded)
+    size: int
+    rebuilt: bool
+
+    @property
+    def array_path(self) -> Path:
+        return self.directory / "images.npy"
+
+    @property
+    def problems(self) -> pd.DataFrame:
+        return self.index[self.index["problem"] != ""][["path", "problem"]]
+
+    def open(self) -> np.ndarray:
+        return np.load(self.array_path, mmap_mode="r")
+
+
+class ImageCache:
+    """Builds or reuses the cache of ``dataset`` at ``size`` px under ``cache_dir``."""
+
+    def __init__(self, cache_dir: str | Path, dataset: str, size: int, workers: int | None = None):
+        self.cache_dir = Path(cache_dir)
+        self.dataset = dataset
+        self.size = int(size)
+        self.workers = workers or max(1, min(8, os.cpu_count() or 1))
+
+    def directory_for(self, paths: list[str]) -> Path:
+        key = f"{self.size}px-v{PREPROCESS_VERSION}-{_image_set_key(paths)}"
+        return self.cache_dir / self.dataset / key
+
+    def build(self, manifest: pd.DataFrame) -> CachedImages:
+        paths = sorted(manifest["path"].astype(str))
+        directory = self.directory_for(paths)
+        fingerprint = _stat_fingerprint(paths)
+        meta_path = directory / "meta.json"
+        if meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            if meta.get("fingerprint") == fingerprint and meta.get("version") == PREPROCESS_VERSION:
+                index = pd.read_csv(directory / "index.csv", keep_default_na=False, dtype={"path": str, "problem": str})
+                log.info("cache hit: %s (%d images)", directory, len(index))
+                return CachedImages(directory, index, self.size, rebuilt=False)
+            log.info("cache stale (source files changed): rebuilding %s", directory)
+        return self._write(paths, directory, fingerprint)
+
+    def _decode(self, path: str) -> tuple[np.ndarray | None, str]:
+        try:
+            return resize_square(read_grayscale(path), self.size), ""
+        except ImageReadError as error:
+            return None, error.reason
+
+    def _write(self, paths: list[str], directory: Path, fingerprint: str) -> CachedImages:
+        started = time.perf_counter()
+        tmp = directory.with_name(directory.name + f".tmp{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        array = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(len(paths), self.size, self.size))
+        problems = [""] * len(paths)
+        with ThreadPoolExecutor(self.workers) as pool:  # OpenCV releases the GIL while decoding
+            for row, (pixels, problem) in enumerate(pool.map(self._decode, paths, chunksize=16)):
+                if pixels is None:
+                    problems[row] = problem
+                    log.warning("unreadable image excluded: %s (%s)", paths[row], problem)
+                else:
+                    array[row] = pixels
+        array.flush()
+        del array
+        index = pd.DataFrame({"path": paths, "row": np.arange(len(paths)), "problem": problems})
+        index.to_csv(tmp / "index.csv", index=False)
+        meta = {
+            "dataset": self.dataset,
+            "size": self.size,
+            "version": PREPROCESS_VERSION,
+            "images": len(paths),
+            "problems": int(sum(bool(p) for p in problems)),
+            "fingerprint": fingerprint,
+            "built_seconds": round(time.perf_counter() - started, 2),
+        }
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        shutil.rmtree(directory, ignore_errors=True)
+        tmp.rename(directory)
+        log.info("cache built: %s (%d images, %d problems, %.1fs)", directory, len(paths), meta["problems"], meta["built_seconds"])
+        return CachedImages(directory, index, self.size, rebuilt=True)

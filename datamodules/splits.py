@@ -1,0 +1,126 @@
+"""Patient-level, label-stratified, seeded train/val/test splits, and the split CSV every method shares.
+
+A patient's images always land in one split. Patients are stratified by their most frequent label, then
+shuffled within each stratum by a seeded generator, so the same manifest and seed always give the same split.
+A dataset's official split (manifest column ``official_split``) wins where it exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+EXCLUDED = "excluded"
+SPLIT_COLUMNS = ["image", "patient_id", "label", "split"]
+
+
+class LeakageError(AssertionError):
+    """A patient occurs in more than one split."""
+
+
+def _patient_strata(frame: pd.DataFrame) -> pd.Series:
+    """Each patient's most frequent label (ties broken alphabetically), the stratum it is drawn from."""
+    counts = frame.groupby(["patient_id", "label"]).size().reset_index(name="n")
+    counts = counts.sort_values(["patient_id", "n", "label"], ascending=[True, False, True])
+    return counts.drop_duplicates("patient_id").set_index("patient_id")["label"]
+
+
+def _draw(patients: pd.Series, rng: np.random.Generator, fractions: dict[str, float]) -> dict[str, str]:
+    """Assign the patients of each stratum to splits in the given fractions (train takes the rest)."""
+    assignment: dict[str, str] = {}
+    for stratum in sorted(patients.unique()):
+        members = np.array(sorted(patients.index[patients == stratum]))
+        rng.shuffle(members)
+        n = len(members)
+        start = 0
+        for split, fraction in fractions.items():
+            take = int(round(n * fraction))
+            if fraction > 0 and take == 0 and n >= len(fractions) + 1:
+                take = 1  # keep every class present in every split when the stratum allows it
+            for patient in members[start : start + take]:
+                assignment[patient] = split
+            start += take
+        for patient in members[start:]:
+            assignment[patient] = "train"
+    return assignment
+
+
+def assign_splits(
+    manifest: pd.DataFrame, *, seed: int, val_fraction: float = 0.15, test_fraction: float = 0.15
+) -> pd.Series:
+    """Return the split of every manifest row: train, val, test or excluded."""
+    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise ValueError(f"bad split fractions val={val_fraction} test={test_fraction}")
+    rng = np.random.default_rng(seed)
+    official = manifest.get("official_split", pd.Series("", index=manifest.index)).fillna("")
+    split = pd.Series("", index=manifest.index, dtype=object)
+
+    split[official == "test"] = "test"
+    split[official == "val"] = "val"
+    fixed_patients = set(manifest.loc[split != "", "patient_id"])
+    clash = (split == "") & manifest["patient_id"].isin(fixed_patients)
+    if clash.any():
+        log.warning(
+            "%d images of %d patients who also appear in the official val/test lists are excluded from training",
+            int(clash.sum()),
+            manifest.loc[clash, "patient_id"].nunique(),
+        )
+        split[clash] = EXCLUDED
+
+    free = manifest[split == ""]
+    if len(free):
+        fractions = {}
+        if not (official == "val").any():
+            fractions["val"] = val_fraction
+        if not (official == "test").any():
+            fractions["test"] = test_fraction
+        assignment = _draw(_patient_strata(free), rng, fractions)
+        split[split == ""] = free["patient_id"].map(assignment)
+    return split
+
+
+def assert_patient_disjoint(frame: pd.DataFrame, *, where: str = "split") -> None:
+    """Raise LeakageError if any patient_id occurs in two of train/val/test."""
+    used = frame[frame["split"].isin(SPLITS)]
+    per_patient = used.groupby("patient_id")["split"].nunique()
+    leaking = per_patient[per_patient > 1]
+    if len(leaking):
+        examples = ", ".join(map(str, leaking.index[:5]))
+        raise LeakageError(f"{where}: {len(leaking)} patients occur in more than one split (e.g. {examples})")
+
+
+def write_split_csv(manifest: pd.DataFrame, split: pd.Series, root: Path, path: Path) -> None:
+    """Write the shared split: image paths relative to the dataset root, so the file is portable."""
+    root = Path(root).resolve()
+    frame = pd.DataFrame(
+        {
+            "image": [Path(p).resolve().relative_to(root).as_posix() for p in manifest["path"]],
+            "patient_id": manifest["patient_id"].to_numpy(),
+            "label": manifest["label"].to_numpy(),
+            "split": split.to_numpy(),
+        }
+    ).sort_values("image", kind="stable")
+    assert_patient_disjoint(frame, where=str(path))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    frame.to_csv(tmp, index=False, lineterminator="\n")
+    tmp.replace(path)
+
+
+def read_split_csv(path: Path) -> pd.DataFrame:
+    frame = pd.read_csv(path, dtype={"image": str, "patient_id": str, "label": str, "split": str}, keep_default_na=False)
+    missing = [c for c in SPLIT_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{path}: split file lacks columns {missing}")
+    return frame
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

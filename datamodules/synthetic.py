@@ -1,0 +1,199 @@
+"""Deterministic synthetic chest X-ray phantoms: the default dataset, so the suite runs with no download.
+
+Each phantom is a thorax (soft tissue, two lungs, mediastinum and heart, spine, ribs, clavicles, diaphragm)
+with per-patient anatomy and per-image exposure, rotation, shift and noise, plus a class-specific finding:
+  normal     nothing;
+  COVID-19   bilateral, peripheral, lower-zone ground-glass opacities (faint, hazy blobs in both lungs);
+  pneumonia  unilateral lobar consolidation (one dense lobe-shaped region with air bronchograms).
+Patients have 1-3 images each. The set is written once in the COVID-19 Radiography Database layout, with a
+patient_map.csv, and read back through the same code as the real database. These are NOT real X-rays: every
+table and log that shows them says so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from datamodules.covid19_radiography import PATIENT_MAP, Covid19RadiographyDataModule
+
+log = logging.getLogger(__name__)
+
+GENERATOR_VERSION = 2
+LAYOUT_DIR = "COVID-19_Radiography_Dataset"
+CLASS_FOLDERS = {"COVID-19": "COVID", "normal": "Normal", "pneumonia": "Viral Pneumonia"}
+MARKER = "synthetic.json"
+
+
+def _gauss(x: np.ndarray, y: np.ndarray, cx: float, cy: float, sx: float, sy: float) -> np.ndarray:
+    return np.exp(-(((x - cx) / sx) ** 2 + ((y - cy) / sy) ** 2) / 2)
+
+
+def _ellipse(x, y, cx, cy, rx, ry, softness=0.04) -> np.ndarray:
+    """Soft-edged filled ellipse, 1 inside and 0 outside."""
+    r = np.sqrt(((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2)
+    return np.clip((1 - r) / softness + 0.5, 0, 1)
+
+
+def _anatomy(rng: np.random.Generator) -> dict:
+    """Per-patient anatomy: stays fixed across a patient's images."""
+    return {
+        "body_rx": rng.uniform(0.78, 0.92),
+        "lung_rx": rng.uniform(0.24, 0.30),
+        "lung_ry": rng.uniform(0.50, 0.60),
+        "lung_dx": rng.uniform(0.33, 0.40),
+        "lung_cy": rng.uniform(-0.08, 0.02),
+        "heart_r": rng.uniform(0.20, 0.27),
+        "rib_gap": rng.uniform(0.13, 0.17),
+        "tissue": rng.uniform(0.45, 0.6),
+    }
+
+
+def _lungs(x, y, a) -> tuple[np.ndarray, np.ndarray]:
+    """Right lung (image left) and left lung (image right) masks, with domed bases."""
+    masks = []
+    for side in (-1, 1):
+        cx = side * a["lung_dx"]
+        mask = _ellipse(x, y, cx, a["lung_cy"], a["lung_rx"], a["lung_ry"])
+        dome = a["lung_cy"] + a["lung_ry"] * 0.75 - 0.25 * ((x - cx) / a["lung_rx"]) ** 2
+        mask = mask * np.clip((dome - y) / 0.03 + 0.5, 0, 1)
+        masks.append(mask)
+    return masks[0], masks[1]
+
+
+def _ribs(x, y, a) -> np.ndarray:
+    ribs = np.zeros_like(x)
+    for side in (-1, 1):
+        for k in range(9):
+            y0 = -0.62 + k * a["rib_gap"]
+            curve = y0 + 0.35 * (x * side - 0.05) ** 2 - 0.10 * (x * side)
+            band = np.exp(-((y - curve) / 0.018) ** 2) * ((x * side) > 0.03) * ((x * side) < 0.85)
+            ribs += band
+    return np.clip(ribs, 0, 1)
+
+
+def _covid_opacities(x, y, lungs, a, rng) -> np.ndarray:
+    """Bilateral, peripheral, lower-zone ground-glass: several faint broad blobs near each lung's outer base."""
+    haze = np.zeros_like(x)
+    for side, lung in zip((-1, 1), lungs):
+        for _ in range(rng.integers(2, 5)):
+            cx = side * (a["lung_dx"] + a["lung_rx"] * rng.uniform(0.25, 0.7))
+            cy = a["lung_cy"] + a["lung_ry"] * rng.uniform(0.1, 0.6)
+            haze += rng.uniform(0.5, 0.9) * _gauss(x, y, cx, cy, rng.uniform(0.07, 0.12), rng.uniform(0.08, 0.15)) * lung
+    return np.clip(haze, 0, 1.2) * 0.22 * rng.uniform(0.2, 1.0)  # severity: from barely visible to obvious
+
+
+def _lobar_consolidation(x, y, lungs, a, rng) -> np.ndarray:
+    """One lung, one lobe: a dense region bounded by a fissure, with darker air bronchograms."""
+    side = rng.choice([-1, 1])
+    lung = lungs[0] if side == -1 else lungs[1]
+    lower = rng.random() < 0.65
+    fissure = a["lung_cy"] + rng.uniform(-0.15, 0.1) + 0.3 * (x * side - a["lung_dx"])
+    lobe = np.clip(((y - fissure) if lower else (fissure - y)) / 0.03 + 0.5, 0, 1) * lung
+    texture = cv2.GaussianBlur(rng.standard_normal(x.shape).astype(np.float32), (0, 0), 3.0)
+    bronchi = np.zeros_like(x)
+    for _ in range(3):
+        angle = rng.uniform(-0.6, 0.6)
+        cx = side * a["lung_dx"]
+        distance = np.abs((x - cx) * np.cos(angle) - (y - a["lung_cy"]) * np.sin(angle))
+        bronchi += np.exp(-(distance / 0.012) ** 2)
+    density = rng.uniform(0.08, 0.45)  # severity: from a faint lobe to dense consolidation
+    return lobe * (density + 0.05 * texture - 0.12 * np.clip(bronchi, 0, 1))
+
+
+def render_phantom(label: str, anatomy: dict, rng: np.random.Generator, size: int = 256) -> np.ndarray:
+    """One phantom image as uint8, size x size."""
+    coords = np.linspace(-1, 1, size, dtype=np.float32)
+    x, y = np.meshgrid(coords, coords)
+    angle = np.deg2rad(rng.uniform(-6, 6))
+    shift_x, shift_y = rng.uniform(-0.05, 0.05, size=2)
+    x, y = (x * np.cos(angle) - y * np.sin(angle)) - shift_x, (x * np.sin(angle) + y * np.cos(angle)) - shift_y
+
+    a = anatomy
+    body = _ellipse(x, y + 0.1, 0, 0, a["body_rx"], 1.15, softness=0.08)
+    right, left = _lungs(x, y, a)
+    lungs_mask = np.clip(right + left, 0, 1)
+    heart = _ellipse(x, y, 0.1, a["lung_cy"] + 0.3, a["heart_r"] * 1.3, a["heart_r"], softness=0.15)
+    mediastinum = _ellipse(x, y, 0, -0.2, 0.09, 0.6, softness=0.2)
+    spine = np.exp(-(x / 0.06) ** 2) * (y > -0.9)
+    abdomen = np.clip((y - (a["lung_cy"] + a["lung_ry"] * 0.7)) / 0.05, 0, 1) * body
+    clavicles = sum(np.exp(-((y - (-0.7 + 0.25 * np.abs(x - s * 0.25))) / 0.025) ** 2) * (np.abs(x - s * 0.3) < 0.3) for s in (-1, 1))
+
+    image = 0.06 + a["tissue"] * body
+    image -= 0.38 * lungs_mask * (1 - 0.5 * np.clip(heart + mediastinum, 0, 1))
+    image += 0.18 * np.clip(heart + mediastinum, 0, 1) + 0.1 * spine * body + 0.15 * abdomen
+    image += 0.12 * _ribs(x, y, a) * body * (1 - abdomen) + 0.15 * clavicles * body
+    vessels = cv2.GaussianBlur(rng.standard_normal(x.shape).astype(np.float32), (0, 0), 2.0)
+    image += 0.03 * vessels * lungs_mask
+
+    if label == "COVID-19":
+        image += _covid_opacities(x, y, (right, left), a, rng)
+    elif label == "pneumonia":
+        image += _lobar_consolidation(x, y, (right, left), a, rng)
+    elif label != "normal":
+        raise ValueError(f"unknown phantom class {label!r}")
+
+    exposure = rng.uniform(0.8, 1.2)
+    gamma = rng.uniform(0.85, 1.15)
+    image = np.clip(image * exposure, 0, 1) ** gamma
+    image += rng.normal(0, rng.uniform(0.01, 0.05), image.shape)
+    return np.clip(image * 255, 0, 255).astype(np.uint8)
+
+
+def generate(root: str | Path, *, patients_per_class: int = 100, max_images_per_patient: int = 3, size: int = 256, seed: int = 0) -> Path:
+    """Write the phantom set under ``root`` in the Radiography Database layout (once; reused afterwards)."""
+    root = Path(root)
+    params = {"version": GENERATOR_VERSION, "patients_per_class": patients_per_class, "max_images_per_patient": max_images_per_patient, "size": size, "seed": seed}
+    layout = root / LAYOUT_DIR
+    marker = layout / MARKER
+    if marker.exists() and json.loads(marker.read_text()) == params:
+        return layout
+    shutil.rmtree(layout, ignore_errors=True)  # other parameters: start clean, leave no stale images behind
+    log.info("generating synthetic phantoms (%d patients per class) in %s", patients_per_class, layout)
+    mapping = []
+    for class_index, (label, folder) in enumerate(CLASS_FOLDERS.items()):
+        directory = layout / folder
+        directory.mkdir(parents=True, exist_ok=True)
+        number = 0
+        for patient in range(patients_per_class):
+            patient_rng = np.random.default_rng([seed, class_index, patient])
+            anatomy = _anatomy(patient_rng)
+            for visit in range(int(patient_rng.integers(1, max_images_per_patient + 1))):
+                number += 1
+                image_rng = np.random.default_rng([seed, class_index, patient, visit, 1])
+                name = f"{folder}-{number}.png"
+                cv2.imwrite(str(directory / name), render_phantom(label, anatomy, image_rng, size))
+                mapping.append({"image": f"{folder}/{name}", "patient_id": f"synthetic-{folder.replace(' ', '_')}-{patient:04d}"})
+    pd.DataFrame(mapping).to_csv(layout / PATIENT_MAP, index=False)
+    (layout / "README.txt").write_text("SYNTHETIC chest X-ray phantoms made by datamodules/synthetic.py. Not real patients; not for any clinical claim.\n")
+    marker.write_text(json.dumps(params))
+    return layout
+
+
+class SyntheticDataModule(Covid19RadiographyDataModule):
+    """The phantom set, generated on first use and read through the Radiography Database reader."""
+
+    name = "synthetic"
+    is_synthetic = True
+    classes = ("COVID-19", "normal", "pneumonia")
+
+    def __init__(self, root: str | Path | None = None, *, patients_per_class: int = 100, generator_seed: int = 0, **kwargs):
+        super().__init__(root or Path(kwargs.get("cache_dir", ".cache/cxrbench")) / "synthetic", **kwargs)
+        self.patients_per_class = patients_per_class
+        self.generator_seed = generator_seed
+
+    def build_manifest(self) -> pd.DataFrame:
+        generate(self.root, patients_per_class=self.patients_per_class, seed=self.generator_seed)
+        manifest = super().build_manifest()
+        manifest["source"] = "synthetic"
+        return manifest
+
+    def _prepare(self):
+        self.root.mkdir(parents=True, exist_ok=True)
+        return super()._prepare()

@@ -1,0 +1,164 @@
+"""The base classification task every method builds on (torchgeo's BaseTask shape).
+
+A method overrides ``configure_models`` (and, where it differs, ``configure_losses`` or the steps); metrics,
+optimiser, scheduler, start weights and test-set predictions are shared, so every method is measured alike.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from lightning_modules.losses import build_loss
+from lightning_modules.metrics import classification_metrics
+
+log = logging.getLogger(__name__)
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
+
+
+class ClassificationTask(pl.LightningModule):
+    """Images in, class scores out; metrics for train/val/test from ``lightning_modules.metrics``."""
+
+    name = "base"
+
+    def __init__(
+        self,
+        *,
+        class_names: list[str],
+        multilabel: bool = False,
+        image_size: int = 224,
+        in_chans: int = 1,
+        model: dict | None = None,
+        loss: dict | None = None,
+        optimizer: dict | None = None,
+        scheduler: dict | None = None,
+        start_weights: str | None = None,
+    ):
+        super().__init__()
+        self.save_hyperparameters()
+        self.class_names = list(class_names)
+        self.num_classes = len(class_names)
+        self.multilabel = multilabel
+        self.configure_models()
+        self.configure_losses()
+        self.configure_metrics()
+        self.start_weights = self.load_start_weights(start_weights)
+        self.test_predictions: dict[str, torch.Tensor] | None = None
+
+    # ----- the parts a method defines -----
+    def configure_models(self) -> None:
+        raise NotImplementedError
+
+    def configure_losses(self) -> None:
+        self.criterion = build_loss(self.hparams.loss, num_classes=self.num_classes, multilabel=self.multilabel)
+
+    def configure_metrics(self) -> None:
+        make = lambda stage: classification_metrics(self.class_names, multilabel=self.multilabel, prefix=f"{stage}/")
+        self.train_metrics, self.val_metrics, self.test_metrics = make("train"), make("val"), make("test")
+
+    # ----- start weights -----
+    def load_start_weights(self, path: str | None) -> str:
+        """Load a local state dict into ``self.model``; never downloads. Returns how the run started."""
+        if not path:
+            return "random init"
+        file = Path(path).expanduser()
+        if not file.is_file():
+            raise FileNotFoundError(f"start weights {file} do not exist (pretrained weights are only read from local files)")
+        state = torch.load(file, map_location="cpu", weights_only=True)
+        state = state.get("state_dict", state) if isinstance(state, dict) else state
+        result = self.model.load_state_dict(state, strict=False)
+        log.info("loaded start weights %s (missing %d, unexpected %d keys)", file, len(result.missing_keys), len(result.unexpected_keys))
+        return f"{file.name} (missing {len(result.missing_keys)}, unexpected {len(result.unexpected_keys)} keys)"
+
+    # ----- steps -----
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
+
+    def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self(batch["image"])
+        loss = self.criterion(logits, batch["label"])
+        self.log(f"{stage}/loss", loss, on_step=stage == "train", on_epoch=True, prog_bar=stage != "test", batch_size=len(logits), sync_dist=stage != "train")
+        scores = self.scores(logits.detach())
+        target = batch["label"].long() if self.multilabel else batch["label"]
+        getattr(self, f"{stage}_metrics").update(scores, target)
+        return loss, scores
+
+    def training_step(self, batch, batch_idx):
+        return self._step(batch, "train")[0]
+
+    def validation_step(self, batch, batch_idx):
+        self._step(batch, "val")
+
+    def test_step(self, batch, batch_idx):
+        _, scores = self._step(batch, "test")
+        self._test_outputs.append((batch["index"], scores, batch["label"]))
+
+    def _log_epoch_metrics(self, stage: str) -> None:
+        metrics = getattr(self, f"{stage}_metrics")
+        self.log_dict({k: v.float() for k, v in metrics.compute().items()}, prog_bar=False)
+        metrics.reset()
+
+    def on_train_epoch_end(self) -> None:
+        self._log_epoch_metrics("train")
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch_metrics("val")
+
+    def on_test_epoch_start(self) -> None:
+        self._test_outputs = []
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch_metrics("test")
+        index, scores, labels = (torch.cat([o[i] for o in self._test_outputs]) for i in range(3))
+        gathered = [self.all_gather(t) for t in (index, scores, labels)]
+        if self.trainer.world_size > 1:  # (world, n, ...) -> (world * n, ...); the sampler may repeat items
+            gathered = [t.flatten(0, 1) for t in gathered]
+        self.test_predictions = {"index": gathered[0].cpu(), "scores": gathered[1].cpu(), "labels": gathered[2].cpu()}
+
+    # ----- optimisation -----
+    def configure_optimizers(self):
+        config = dict(self.hparams.optimizer or {"name": "adam", "lr": 1e-4})
+        name = config.pop("name", "adam").lower()
+        if name not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {name!r}; known: {sorted(OPTIMIZERS)}")
+        if "betas" in config:
+            config["betas"] = tuple(config["betas"])
+        optimizer = OPTIMIZERS[name](self.trainable_parameters(), **config)
+        scheduler = self.build_scheduler(optimizer)
+        return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def trainable_parameters(self):
+        return (p for p in self.parameters() if p.requires_grad)
+
+    def build_scheduler(self, optimizer) -> dict | None:
+        config = dict(self.hparams.scheduler or {})
+        name = config.pop("name", None)
+        if name is None:
+            return None
+        if name == "plateau":
+            monitor = config.pop("monitor", "val/loss")
+            mode = config.pop("mode", "min")
+            return {"scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, **config), "monitor": monitor}
+        if name == "step":
+            return {"scheduler": torch.optim.lr_scheduler.StepLR(optimizer, **config)}
+        if name == "cosine":
+            return {"scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.pop("t_max", self.trainer.max_epochs), **config)}
+        if name == "exponential":
+            return {"scheduler": torch.optim.lr_scheduler.ExponentialLR(optimizer, **config)}
+        raise ValueError(f"unknown scheduler {name!r}; known: plateau, step, cosine, exponential")
+
+    def parameter_count(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+def count_parameters(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())

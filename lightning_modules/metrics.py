@@ -1,0 +1,47 @@
+"""The metrics every method reports, from torchmetrics, so all rows of the leaderboard are computed alike.
+
+Single-label: accuracy, balanced accuracy (macro recall), macro F1, macro AUROC (one-vs-rest on the scores),
+and per class sensitivity (recall), specificity, PPV (precision) and F1.
+Multi-label: macro AUROC and per-class AUROC (the ChestX-ray14 convention), plus macro F1 at 0.5.
+"""
+
+from __future__ import annotations
+
+from torchmetrics import ClasswiseWrapper, MetricCollection
+from torchmetrics.classification import (
+    MulticlassAccuracy,
+    MulticlassAUROC,
+    MulticlassF1Score,
+    MulticlassPrecision,
+    MulticlassRecall,
+    MulticlassSpecificity,
+    MultilabelAUROC,
+    MultilabelF1Score,
+)
+
+
+def _per_class(metric, class_names: list[str], name: str) -> ClasswiseWrapper:
+    return ClasswiseWrapper(metric, labels=list(class_names), prefix=f"{name}/")
+
+
+def classification_metrics(class_names: list[str], *, multilabel: bool = False, prefix: str = "") -> MetricCollection:
+    n = len(class_names)
+    if multilabel:
+        metrics = {
+            "auroc": MultilabelAUROC(n, average="macro"),
+            "f1": MultilabelF1Score(n, average="macro"),
+            "auroc_per_class": _per_class(MultilabelAUROC(n, average=None), class_names, "auroc"),
+        }
+    else:
+        metrics = {
+            "accuracy": MulticlassAccuracy(n, average="micro"),
+            "balanced_accuracy": MulticlassRecall(n, average="macro"),
+            "f1": MulticlassF1Score(n, average="macro"),
+            "auroc": MulticlassAUROC(n, average="macro"),
+            "sensitivity": _per_class(MulticlassRecall(n, average=None), class_names, "sensitivity"),
+            "specificity": _per_class(MulticlassSpecificity(n, average=None), class_names, "specificity"),
+            "ppv": _per_class(MulticlassPrecision(n, average=None), class_names, "ppv"),
+            "f1_per_class": _per_class(MulticlassF1Score(n, average=None), class_names, "f1"),
+        }
+    # compute_groups=False: shared-state grouping does not see inside ClasswiseWrapper and warns/skips updates.
+    return MetricCollection(metrics, prefix=prefix, compute_groups=False)

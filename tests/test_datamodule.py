@@ -1,0 +1,86 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from datamodules import DatasetNotFoundError
+from datamodules.covid19_radiography import Covid19RadiographyDataModule
+from datamodules.manifest import ManifestError
+from datamodules.splits import read_split_csv
+
+
+def _dm(root, tmp_path, **kwargs):
+    kwargs.setdefault("image_size", 32)
+    kwargs.setdefault("batch_size", 4)
+    return Covid19RadiographyDataModule(root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+
+
+def test_manifest_from_flat_and_v4_class_folders(radiography_root, tmp_path):
+    manifest = _dm(radiography_root, tmp_path).build_manifest()
+    assert len(manifest) == 18
+    assert manifest["label"].value_counts().to_dict() == {"COVID-19": 6, "normal": 6, "pneumonia": 6}
+    assert manifest["path"].str.contains("Viral Pneumonia/images/").sum() == 6
+    assert manifest["patient_id"].is_unique  # no patient ids in this database: one image, one patient
+    assert not manifest["path"].str.endswith(".xlsx").any()
+
+
+def test_patient_map_supplies_patients(radiography_root, tmp_path):
+    images = sorted(p.relative_to(radiography_root).as_posix() for p in radiography_root.rglob("*.png"))
+    pd.DataFrame({"image": images, "patient_id": [f"pt{i // 2}" for i in range(len(images))]}).to_csv(radiography_root / "patient_map.csv", index=False)
+    manifest = _dm(radiography_root, tmp_path).build_manifest()
+    assert manifest["patient_id"].nunique() == 9
+
+
+def test_malformed_patient_map_names_file_and_column(radiography_root, tmp_path):
+    (radiography_root / "patient_map.csv").write_text("file,patient\nx,y\n")
+    with pytest.raises(ManifestError, match=r"patient_map.csv: missing column 'image'"):
+        _dm(radiography_root, tmp_path).build_manifest()
+
+
+def test_locate_finds_the_dataset_under_a_data_root(radiography_root):
+    assert Covid19RadiographyDataModule.locate(radiography_root.parent) == radiography_root
+    with pytest.raises(DatasetNotFoundError, match="looked in"):
+        Covid19RadiographyDataModule.locate(radiography_root / "COVID")
+
+
+def test_setup_splits_caches_and_loads(radiography_root, tmp_path):
+    dm = _dm(radiography_root, tmp_path, val_fraction=0.2, test_fraction=0.2)
+    dm.prepare_data()
+    dm.setup()
+    assert sum(len(f) for f in dm.frames.values()) == 18
+    split = read_split_csv(dm.split_path)
+    assert split["image"].str.startswith(("COVID/", "Normal/", "Viral Pneumonia/")).all()  # portable relative paths
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["image"].shape == (4, 1, 32, 32) and batch["label"].dtype.is_floating_point is False
+    assert dm.describe()["split_sha256"] == dm.split_sha256
+
+
+def test_shared_split_file_is_reused_not_redrawn(radiography_root, tmp_path):
+    first = _dm(radiography_root, tmp_path)
+    first.prepare_data()
+    before = first.split_path.read_bytes()
+    second = _dm(radiography_root, tmp_path, augmentation="light", batch_size=2)  # another method, same split
+    second.prepare_data()
+    second.setup()
+    assert second.split_path.read_bytes() == before
+
+
+def test_corrupt_image_is_excluded_and_counted(radiography_root, tmp_path):
+    (radiography_root / "COVID" / "COVID-1.png").write_bytes(b"\x89PNG\r\n\x1a\ngarbage")
+    dm = _dm(radiography_root, tmp_path)
+    dm.prepare_data()
+    dm.setup()
+    assert sum(len(f) for f in dm.frames.values()) == 17
+    assert list(dm._cache.problems["path"]) == [str(radiography_root / "COVID" / "COVID-1.png")]
+
+
+def test_normalisation_comes_from_the_train_split(radiography_root, tmp_path):
+    dm = _dm(radiography_root, tmp_path)
+    dm.prepare_data()
+    dm.setup()
+    pixels = dm._cache.open()[np.sort(dm.frames["train"]["row"].to_numpy())] / 255.0
+    assert dm.mean == pytest.approx(pixels.mean()) and dm.std == pytest.approx(pixels.std())
+
+
+def test_missing_root_is_a_clear_error(tmp_path):
+    with pytest.raises(DatasetNotFoundError, match="does not exist"):
+        _dm(tmp_path / "nowhere", tmp_path).prepare_data()
