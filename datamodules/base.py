@@ -255,6 +255,13 @@ class CXRDataModule(pl.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self._loader("train", shuffle=True, sampler=self.train_sampler(), batch_size=self.batch_size)
 
+    def train_eval_dataloader(self) -> DataLoader:
+        """The train split in order with eval transforms (class templates, feature extraction, t-SNE)."""
+        if not hasattr(self, "_train_eval"):
+            train = self.datasets["train"]
+            self._train_eval = CachedImageDataset(train.array_path, train.rows, train.targets, train.eval_transform or train.transform)
+        return DataLoader(self._train_eval, batch_size=self.eval_batch_size, shuffle=False, num_workers=self.num_workers)
+
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
 

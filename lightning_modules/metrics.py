@@ -2,7 +2,8 @@
 
 Single-label: accuracy, balanced accuracy (macro recall), macro F1, macro AUROC (one-vs-rest on the scores),
 and per class sensitivity (recall), specificity, PPV (precision) and F1.
-Multi-label: macro AUROC and per-class AUROC (the ChestX-ray14 convention), plus macro F1 at 0.5.
+Multi-label: macro AUROC and per-class AUROC (the ChestX-ray14 convention), plus macro F1 at 0.5; target
+entries of -1 (unknown, CheXpert U-Ignore) are left out.
 """
 
 from __future__ import annotations
@@ -28,9 +29,9 @@ def classification_metrics(class_names: list[str], *, multilabel: bool = False, 
     n = len(class_names)
     if multilabel:
         metrics = {
-            "auroc": MultilabelAUROC(n, average="macro"),
-            "f1": MultilabelF1Score(n, average="macro"),
-            "auroc_per_class": _per_class(MultilabelAUROC(n, average=None), class_names, "auroc"),
+            "auroc": MultilabelAUROC(n, average="macro", ignore_index=-1),
+            "f1": MultilabelF1Score(n, average="macro", ignore_index=-1),
+            "auroc_per_class": _per_class(MultilabelAUROC(n, average=None, ignore_index=-1), class_names, "auroc"),
         }
     else:
         metrics = {
