@@ -8,7 +8,7 @@ DATA_ROOT ?=
 # Never wait on the Hugging Face hub: pretrained weights only come from local files.
 export HF_HUB_OFFLINE = 1
 
-.PHONY: install test benchmark leaderboard clean
+.PHONY: install test benchmark leaderboard clean data
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,3 +28,8 @@ leaderboard: install
 
 clean:
 	rm -rf $(OUT) .cache .pytest_cache
+
+# Download the datasets that are public without an account into DATA_ROOT (default ./data), verified and resumable;
+# print how to get the others (Kaggle via the kaggle CLI when configured). ONLY="cohen covidx_labels" limits it.
+data: install
+	$(PY) -m benchmark download --data-root $(if $(DATA_ROOT),$(DATA_ROOT),data) $(if $(ONLY),--only $(ONLY))

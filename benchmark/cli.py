@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmark run | leaderboard | data-report | list``."""
+"""Command line: ``python -m benchmark run | leaderboard | data-report | download | list``."""
 
 from __future__ import annotations
 
@@ -39,14 +39,23 @@ def build_parser() -> argparse.ArgumentParser:
     board = commands.add_parser("leaderboard", help="rewrite the leaderboard from the result files")
     _common_out(board)
 
-    report = commands.add_parser("data-report", help="images, patients and problems per split and class of one dataset")
+    report = commands.add_parser("data-report", help="images, patients, problems and duplicates per split and class of one dataset")
     report.add_argument("name", help="dataset name (see `list`)")
-    report.add_argument("--root", type=Path, help="the dataset's folder, or a data root holding it")
+    report.add_argument("--root", type=Path, help="the dataset's folder, or a data root holding it (for a combined task: the data root holding its components)")
     report.add_argument("--image-size", type=int, default=64)
     report.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE)
-    report.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    report.add_argument("--out", type=Path, default=DEFAULT_OUT, help="the split is read from (or written to) <out>/splits")
     report.add_argument("--split-seed", type=int, default=0)
-    report.add_argument("--json", action="store_true", help="print the report as JSON")
+    report.add_argument("--options", type=json.loads, default={}, help="dataset options as a JSON object, as in a suite's dataset entry")
+    report.add_argument("--duplicates", choices=["auto", "all", "cross_source", "off"], default="auto",
+                        help="which duplicate pairs to search (auto: all pairs; a combined task uses its own scope)")
+    report.add_argument("--max-distance", type=int, default=None, help="pHash bits that may differ for a near duplicate (default 8)")
+    report.add_argument("--min-correlation", type=float, default=None, help="pixel correlation a near duplicate needs (default 0.95)")
+    report.add_argument("--json", action="store_true", help="print the report as JSON (keys: benchmark/data_report.py)")
+
+    fetch = commands.add_parser("download", help="download the public datasets (make data); print how to get the others")
+    fetch.add_argument("--data-root", type=Path, default=Path("data"), help="where the datasets go (default: ./data)")
+    fetch.add_argument("--only", nargs="+", metavar="NAME", help="only these sources (see benchmark/download.py SOURCES)")
 
     commands.add_parser("list", help="the registered datasets and methods")
     return parser
@@ -102,9 +111,28 @@ def cmd_data_report(args) -> int:
     if args.name not in DATAMODULES:
         raise ConfigError(f"unknown dataset {args.name!r}; known: {', '.join(sorted(DATAMODULES))}")
 
-    report = data_report(args.name, root=args.root, image_size=args.image_size, cache_dir=args.cache_dir, split_dir=args.out / "splits", split_seed=args.split_seed)
+    from datamodules.duplicates import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_CORRELATION
+
+    if not isinstance(args.options, dict):
+        raise ConfigError(f"--options must be a JSON object, got {args.options!r}")
+    report = data_report(
+        args.name, root=args.root, image_size=args.image_size, cache_dir=args.cache_dir, split_dir=args.out / "splits",
+        split_seed=args.split_seed, options=args.options, duplicates=args.duplicates,
+        max_distance=DEFAULT_MAX_DISTANCE if args.max_distance is None else args.max_distance,
+        min_correlation=DEFAULT_MIN_CORRELATION if args.min_correlation is None else args.min_correlation,
+    )
     print(json.dumps(report, indent=2) if args.json else format_report(report))
     return 0
+
+
+def cmd_download(args) -> int:
+    from benchmark.download import DownloadError, download_all
+
+    try:
+        return download_all(args.data_root, only=args.only)
+    except DownloadError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
 
 
 def cmd_list(args) -> int:
@@ -123,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"run": cmd_run, "leaderboard": cmd_leaderboard, "data-report": cmd_data_report, "list": cmd_list}
+    handlers = {"run": cmd_run, "leaderboard": cmd_leaderboard, "data-report": cmd_data_report, "download": cmd_download, "list": cmd_list}
     try:
         return handlers[args.command](args)
     except (ConfigError, DatasetNotFoundError, ManifestError) as error:

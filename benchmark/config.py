@@ -3,6 +3,10 @@
 A method file may ``extends:`` another (deep-merged, child wins); a suite's ``data:`` and ``trainer:`` sections
 override every method's, so the settings that must be shared (image size, the split) are the same for all.
 Split settings come only from the suite: every method of a suite trains and tests on one split.
+
+A method's ``grid_search:`` describes its paper's hyper-parameter search (``benchmark.grid_search``); it runs only
+where the suite says ``grid_search: true`` (or gives a mapping, merged over the method's). A suite's
+``leaderboard:`` options (e.g. ``{gain: {reference: <method id>}}``) travel in each result to the leaderboard.
 """
 
 from __future__ import annotations
@@ -75,6 +79,8 @@ class RunSpec:
     data: dict[str, Any]
     trainer: dict[str, Any]
     logging: dict[str, Any] = field(default_factory=dict)
+    grid_search: dict[str, Any] | None = None
+    leaderboard: dict[str, Any] = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
@@ -110,9 +116,24 @@ def load_suite(path: str | Path, *, data_root: str | Path | None = None, seeds: 
                 if key in suite_data:
                     data[key] = suite_data[key]
             trainer = deep_merge(method.get("trainer", {}), suite_trainer)
+            grid = _grid_search(raw.get("grid_search"), method, path)
             for seed in run_seeds:
-                runs.append(RunSpec(raw.get("name", path.stem), dataset, method, int(seed), data, trainer, raw.get("logging", {}) or {}))
+                runs.append(RunSpec(raw.get("name", path.stem), dataset, method, int(seed), data, trainer, raw.get("logging", {}) or {},
+                                    grid_search=copy.deepcopy(grid), leaderboard=copy.deepcopy(raw.get("leaderboard") or {})))
     return Suite(raw.get("name", path.stem), path, raw.get("description", ""), runs, raw)
+
+
+def _grid_search(suite_grid: Any, method: dict, path: Path) -> dict | None:
+    """The search a run does: none unless the suite enables it; the method's own grid, merged with the suite's."""
+    if not suite_grid:
+        return None
+    grid = deep_merge(method.get("grid_search") or {}, suite_grid if isinstance(suite_grid, dict) else {})
+    if not grid:
+        return None  # `grid_search: true` and a method without a search of its own: train it as configured
+    from benchmark.grid_search import parse_grid
+
+    parse_grid(grid, where=f"{path} (method {method['id']})")
+    return grid
 
 
 def _dataset_entry(entry: Any, path: Path, data_root: str | Path | None, raw: dict) -> dict:

@@ -1,7 +1,16 @@
 """Render leaderboard.md from the result JSON files, and nothing else.
 
-One table per (dataset, image size, split file): methods are only compared on the same images and split.
-Each cell is the mean over seeds, with the sample standard deviation when there are several.
+One table per (dataset, image size, split file, classes): methods are only compared on the same images, split and
+task (a binary COVID-19 vs non-COVID map of a 3-class dataset gets its own table). Each cell is the mean over
+seeds, with the sample standard deviation when there are several.
+
+A suite may ask for the weighted-CE paper's Gain table (section VI.C) with ``leaderboard: {gain: {reference:
+<method id>, positive: COVID-19}}``: sensitivity, specificity, bACC = (sens + spec) / 2 and PPCR of the positive
+class, and Gain = relative change of (bACC + PPCR) / 2 against the reference row. It is added under the table
+that holds the reference row (without a reference, under every binary table of the positive class). Table II's
+PPCR values are not (TP + FP) / N as section VI.C defines PPCR: they equal the accuracy (TP + TN) / N on every
+row we checked, and its Gain column is computed from them. ``ppcr: as_tabulated`` scores with that accuracy
+(to compare with Table II); the default ``as_defined`` uses the defined PPCR. Both columns are shown.
 """
 
 from __future__ import annotations
@@ -10,6 +19,8 @@ import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from benchmark.results import load_results
 
@@ -38,7 +49,7 @@ def _mean(values: list[float | None], fmt: str) -> str:
 
 def _group_key(result: dict) -> tuple:
     dataset = result["dataset"]
-    return (dataset["name"], dataset["image_size"], dataset["split_sha256"])
+    return (dataset["name"], dataset["image_size"], dataset["split_sha256"], tuple(dataset["classes"]))
 
 
 def _group_title(result: dict) -> str:
@@ -87,7 +98,96 @@ def _group_section(results: list[dict]) -> list[str]:
             cells = [method_id, c] + [_summary([r["metrics"].get(f"{key}/{c}") for r in runs]) for key, _ in PER_CLASS]
             lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    lines += _gain_section(results, rows, classes)
     return lines
+
+
+PPCR_MODES = ("as_defined", "as_tabulated")
+
+
+def one_vs_rest_accuracy(confusion: list[list[int]] | None, index: int) -> float | None:
+    """(TP + TN) / N of class ``index`` from a confusion matrix (rows = truth): Table II's "PPCR" values."""
+    if not confusion:
+        return None
+    matrix = np.asarray(confusion, dtype=float)
+    total = matrix.sum()
+    wrong = matrix[index].sum() + matrix[:, index].sum() - 2 * matrix[index, index]  # FN + FP
+    return float((total - wrong) / total) if total else None
+
+
+def gain_score(metrics: dict, positive: str, *, accuracy: float | None = None, ppcr: str = "as_defined") -> dict[str, float | None]:
+    """Sensitivity, specificity, bACC, PPCR of the positive class and (bACC + PPCR) / 2 (section VI.C); with
+    ``ppcr="as_tabulated"`` the score uses the one-vs-rest ``accuracy`` instead, as Table II's numbers do."""
+    if ppcr not in PPCR_MODES:
+        raise ValueError(f"gain: ppcr must be one of {PPCR_MODES}, not {ppcr!r}")
+    sensitivity, specificity, rate = (metrics.get(f"{key}/{positive}") for key in ("sensitivity", "specificity", "ppcr"))
+    bacc = (sensitivity + specificity) / 2 if sensitivity is not None and specificity is not None else None
+    used = rate if ppcr == "as_defined" else accuracy
+    score = (bacc + used) / 2 if bacc is not None and used is not None else None
+    return {"sensitivity": sensitivity, "specificity": specificity, "bacc": bacc, "ppcr": rate, "accuracy": accuracy, "score": score}
+
+
+def gain(score: float | None, reference: float | None) -> float | None:
+    """Relative change of (bACC + PPCR) / 2 against the reference row, in percent (Table II's Gain column)."""
+    if score is None or not reference:
+        return None
+    return 100.0 * (score - reference) / reference
+
+
+def _gain_options(results: list[dict]) -> dict | None:
+    for result in sorted(results, key=lambda r: r.get("written_at", ""), reverse=True):
+        options = (result.get("leaderboard_options") or {}).get("gain")
+        if options:
+            return options if isinstance(options, dict) else {}
+    return None
+
+
+def _gain_section(results: list[dict], rows: dict[str, list[dict]], classes: list[str]) -> list[str]:
+    options = _gain_options(results)
+    if options is None:
+        return []
+    positive, reference = options.get("positive", "COVID-19"), options.get("reference")
+    # the table that holds the reference row; without one, every binary table of the positive class
+    if positive not in classes or (reference not in rows if reference else len(classes) != 2):
+        return []
+    mode = options.get("ppcr", "as_defined")
+    keys = ("sensitivity", "specificity", "bacc", "ppcr", "accuracy", "score")
+    means = {}
+    for method_id, runs in rows.items():
+        per_seed = [gain_score(r["metrics"], positive, accuracy=one_vs_rest_accuracy(r.get("confusion_matrix"), classes.index(positive)), ppcr=mode) for r in runs]
+        means[method_id] = {key: _mean_or_none([s[key] for s in per_seed]) for key in keys}
+    reference_score = means.get(reference, {}).get("score")
+    against = f"against `{reference}`" if reference else "(no reference row named)"
+    used = "PPCR" if mode == "as_defined" else "accuracy"
+    note = "" if mode == "as_defined" else " (`as_tabulated`: Table II's PPCR values are these accuracies)"
+    lines = [f"Gain table (weighted-CE paper, section VI.C), positive class {positive}: PPCR = (TP + FP) / N, accuracy = (TP + TN) / N; "
+             f"score = (bACC + {used}) / 2{note}; Gain = relative change of the score {against}:", ""]
+    header = ["Method", "Sensitivity", "Specificity", "bACC", "PPCR", "Accuracy", f"(bACC+{used})/2", "Gain"]
+    lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for method_id, m in means.items():
+        value = gain(m["score"], reference_score)
+        cells = [method_id] + [_fmt(m[k]) for k in keys]
+        cells.append("reference" if method_id == reference else (f"{value:+.2f}%" if value is not None else "n/a"))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def _mean_or_none(values: list[float | None]) -> float | None:
+    present = [v for v in values if v is not None]
+    return statistics.mean(present) if present else None
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def _grid_note(results: list[dict]) -> list[str]:
+    searches = [r["grid_search"] for r in results if r.get("grid_search")]
+    if not searches:
+        return []
+    search = searches[0]
+    chosen = ", ".join(f"{k}={v}" for k, v in search["chosen"].items())
+    return [f"- Grid search on the validation split ({len(search['points'])} points, by {search['metric']}): chose {chosen}."]
 
 
 def _notes(results: list[dict]) -> list[str]:
@@ -103,6 +203,7 @@ def _notes(results: list[dict]) -> list[str]:
             lines.append("")
         deviations = method.get("deviations") or []
         lines += [f"- {d}" for d in deviations] if deviations else ["- none recorded"]
+        lines += _grid_note([r for r in results if r["method"]["id"] == method_id])
         lines.append("")
     return lines
 

@@ -1,5 +1,6 @@
 """Execute one RunSpec: build the DataModule and the method, train with a Lightning Trainer keeping the best
 checkpoint by the validation metric, test that checkpoint, and write the result JSON and test predictions.
+A spec with a ``grid_search`` first searches on the validation split (``benchmark.grid_search``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 DATA_KEYS = (
     "image_size", "batch_size", "eval_batch_size", "num_workers", "split_seed", "val_fraction", "test_fraction",
-    "augmentation", "augment_classes", "normalization", "balanced_sampling", "class_names",
+    "augmentation", "augment_classes", "normalization", "balanced_sampling", "class_names", "class_map",
 )
 
 
@@ -37,6 +38,7 @@ class TrainingThroughput(pl.Callback):
 
     def __init__(self):
         self.images = 0
+        self.pairs = 0  # siamese batches also carry pairs
         self.seconds = 0.0
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
@@ -45,10 +47,16 @@ class TrainingThroughput(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         self.seconds += time.perf_counter() - self._started
         self.images += len(batch["image"]) * trainer.world_size
+        if "left" in batch:
+            self.pairs += len(batch["left"]) * trainer.world_size
 
     @property
     def images_per_second(self) -> float | None:
         return self.images / self.seconds if self.seconds else None
+
+    @property
+    def pairs_per_second(self) -> float | None:
+        return self.pairs / self.seconds if self.seconds and self.pairs else None
 
 
 def build_datamodule(spec, *, out_dir: Path, cache_dir: Path) -> CXRDataModule:
@@ -93,8 +101,8 @@ def _trainer_kwargs(trainer_config: dict) -> dict:
     return config
 
 
-def run_one(spec, *, out_dir: Path, cache_dir: Path) -> dict[str, Any] | None:
-    """Train and test one (dataset, method, seed); returns the result dict on rank 0 (None elsewhere)."""
+def _fit(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path) -> dict[str, Any]:
+    """Seed, build, train with best-checkpoint tracking; the pieces a test or a grid point needs."""
     pl.seed_everything(spec.seed, workers=True)
     datamodule = build_datamodule(spec, out_dir=out_dir, cache_dir=cache_dir)
     datamodule.prepare_data()
@@ -102,7 +110,6 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path) -> dict[str, Any] | None:
     task = build_task(spec, datamodule)
     monitor = spec.method.get("monitor", {"metric": "val/accuracy", "mode": "max"})
 
-    log_dir = out_dir / "logs" / spec.run_id
     if rank_zero_only.rank == 0:  # a rerun starts clean: no stale checkpoint or CSV log from an earlier run
         shutil.rmtree(log_dir, ignore_errors=True)
     checkpoint = ModelCheckpoint(dirpath=log_dir / "checkpoints", filename="best", monitor=monitor["metric"], mode=monitor["mode"], save_top_k=1, save_last=False, enable_version_counter=False)
@@ -113,7 +120,29 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path) -> dict[str, Any] | None:
 
     started = time.perf_counter()
     trainer.fit(task, datamodule=datamodule)
-    train_seconds = time.perf_counter() - started
+    return {"datamodule": datamodule, "task": task, "trainer": trainer, "checkpoint": checkpoint, "throughput": throughput,
+            "monitor": monitor, "train_seconds": time.perf_counter() - started}
+
+
+def fit_and_validate(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path) -> dict[str, Any]:
+    """Train only (a grid point): the best validation score and its epoch; the test split is not touched."""
+    fitted = _fit(spec, out_dir=out_dir, cache_dir=cache_dir, log_dir=log_dir)
+    finish_wandb()
+    checkpoint = fitted["checkpoint"]
+    score = checkpoint.best_model_score
+    return {"best_validation_score": float(score) if score is not None else None, "best_epoch": _best_epoch(checkpoint),
+            "epochs_trained": fitted["trainer"].current_epoch, "train_seconds": round(fitted["train_seconds"], 2)}
+
+
+def run_one(spec, *, out_dir: Path, cache_dir: Path) -> dict[str, Any] | None:
+    """Train and test one (dataset, method, seed); returns the result dict on rank 0 (None elsewhere)."""
+    search = None
+    if spec.grid_search:
+        from benchmark.grid_search import run_grid_search
+
+        search, spec = run_grid_search(spec, out_dir=out_dir, cache_dir=cache_dir)
+    fitted = _fit(spec, out_dir=out_dir, cache_dir=cache_dir, log_dir=out_dir / "logs" / spec.run_id)
+    datamodule, task, trainer, checkpoint, throughput, monitor = (fitted[k] for k in ("datamodule", "task", "trainer", "checkpoint", "throughput", "monitor"))
     best_path = checkpoint.best_model_path or None
     trainer.test(task, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
     finish_wandb()
@@ -127,7 +156,7 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path) -> dict[str, Any] | None:
     result = {
         "suite": spec.suite,
         "run_id": spec.run_id,
-        "method": {k: spec.method.get(k) for k in ("id", "method", "title", "paper", "deviations", "model", "loss", "optimizer", "scheduler", "file")},
+        "method": {k: spec.method.get(k) for k in ("id", "method", "title", "paper", "deviations", "model", "loss", "optimizer", "scheduler", "task", "file")},
         "dataset": {**datamodule.describe(), "stands_in_for": spec.dataset.get("stands_in_for")},
         "seed": spec.seed,
         "data_settings": spec.data,
@@ -140,13 +169,19 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path) -> dict[str, Any] | None:
         "best_epoch": _best_epoch(checkpoint),
         "best_validation_score": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
         "epochs_trained": trainer.current_epoch,
-        "train_seconds": round(train_seconds, 2),
+        "train_seconds": round(fitted["train_seconds"], 2),
         "train_images_per_second": throughput.images_per_second,
         "parameter_count": sum(p.numel() for p in task.parameters()),
         "device": _device_description(trainer),
         "predictions_file": str(predictions_file),
         "environment": _environment(),
     }
+    if throughput.pairs_per_second:
+        result["train_pairs_per_second"] = throughput.pairs_per_second
+    if search is not None:
+        result["grid_search"] = search
+    if spec.leaderboard:
+        result["leaderboard_options"] = spec.leaderboard
     write_result(result_path(out_dir, spec.run_id), result)
     return result
 

@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from datamodules.agchung import ActualmedCovidDataModule, Figure1CovidDataModule
 from datamodules.base import CXRDataModule, DatasetNotFoundError
+from datamodules.chestxray14 import ChestXray14DataModule
+from datamodules.chexpert import CheXpertDataModule
+from datamodules.cohen_covid import CohenCovidDataModule
+from datamodules.combined import PRESETS as COMBINED_PRESETS
+from datamodules.combined import CombinedDataModule
 from datamodules.covid19_radiography import Covid19RadiographyDataModule
+from datamodules.covidx import COVIDxDataModule
+from datamodules.covidx_ray_5k import CovidXray5kDataModule
+from datamodules.kermany_pneumonia import KermanyPneumoniaDataModule
 from datamodules.synthetic import SyntheticDataModule
 
 DATAMODULES: dict[str, type[CXRDataModule]] = {
@@ -11,6 +20,16 @@ DATAMODULES: dict[str, type[CXRDataModule]] = {
     for cls in (
         SyntheticDataModule,
         Covid19RadiographyDataModule,
+        COVIDxDataModule,
+        CohenCovidDataModule,
+        KermanyPneumoniaDataModule,
+        ChestXray14DataModule,
+        CheXpertDataModule,
+        Figure1CovidDataModule,
+        ActualmedCovidDataModule,
+        CovidXray5kDataModule,
+        CombinedDataModule,
+        *COMBINED_PRESETS,
     )
 }
 

@@ -7,6 +7,7 @@ other step is here, so all datasets are split, cached, normalised and loaded the
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.cache import CachedImages, ImageCache
 from datamodules.locking import file_lock
+from datamodules.manifest import ManifestError
 from datamodules.sampling import BalancedEpochSampler
 from datamodules.splits import SPLITS, assert_patient_disjoint, assign_splits, file_sha256, read_split_csv, write_split_csv
 from datamodules.transforms import build_transform
@@ -25,6 +27,8 @@ from datamodules.transforms import build_transform
 log = logging.getLogger(__name__)
 
 NORMALISATION_SAMPLE = 5000  # train images used for the global mean/std (evenly spaced, deterministic)
+MISSING_POLICIES = ("skip", "keep", "error")  # what to do with images listed in metadata but absent on disk
+MISSING_LISTED = 20  # up to this many absent images are named one by one in the log; more are summarised
 
 
 class DatasetNotFoundError(FileNotFoundError):
@@ -46,9 +50,18 @@ class CachedImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.rows)
 
+    def _open(self) -> None:
+        """First item in this process: map the cache, and give each DataLoader worker its own augmentation
+        stream (derived from the transform's seed), so workers do not repeat each other and reruns match."""
+        self._array = np.load(self.array_path, mmap_mode="r")
+        worker = torch.utils.data.get_worker_info()
+        seed = getattr(self.transform, "seed", None)
+        if worker is not None and seed is not None:
+            self.transform.set_random_seed(int(seed) * 1000 + worker.id + 1)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         if self._array is None:
-            self._array = np.load(self.array_path, mmap_mode="r")
+            self._open()
         pixels = np.asarray(self._array[self.rows[index]])[:, :, None]
         transform = self.transform
         if self.augment_mask is not None and not self.augment_mask[index]:
@@ -64,6 +77,7 @@ class CXRDataModule(pl.LightningDataModule):
     multilabel: bool = False
     is_synthetic: bool = False
     folder_names: tuple[str, ...] = ()  # sub-folders of a data root where the dataset may lie
+    target_columns: tuple[str, ...] = ()  # extra manifest columns that encode_frame needs (joined onto the split in setup)
 
     def __init__(
         self,
@@ -84,6 +98,8 @@ class CXRDataModule(pl.LightningDataModule):
         balanced_sampling: str | None = None,
         sampling_seed: int = 0,
         class_names: list[str] | None = None,
+        missing: str = "skip",
+        class_map: dict[str, str] | None = None,
     ):
         super().__init__()
         self.root = Path(root).expanduser()
@@ -102,6 +118,21 @@ class CXRDataModule(pl.LightningDataModule):
         self.balanced_sampling = balanced_sampling
         self.sampling_seed = int(sampling_seed)
         self.requested_classes = class_names
+        # Label map applied in setup, e.g. {COVID-19: COVID-19, "*": non-COVID} for a binary task on a 3-class
+        # dataset; "*" maps every other label. The shared split is made from the native labels, so it is the same.
+        self.class_map = dict(class_map) if class_map else None
+        if self.class_map and self.multilabel:
+            raise ValueError(f"{self.name}: class_map is for single-label datasets")
+        # A method with its own training batches (the siamese pairs) sets this: datamodule -> DataLoader.
+        self.train_loader_factory = None
+        if missing not in MISSING_POLICIES:
+            raise ValueError(f"{self.name}: missing={missing!r}; use one of {', '.join(MISSING_POLICIES)}")
+        self.missing_policy = missing
+        # Images the metadata lists that are not on disk (path, problem); filled by drop_missing.
+        self.missing = pd.DataFrame({"path": pd.Series(dtype=str), "problem": pd.Series(dtype=str)})
+        # Metadata rows a reader left out on purpose, by reason (e.g. {"view": 54, "unlabelled": 78}); build_manifest
+        # sets it, setup adds it to ``excluded`` so the result file and data report show it.
+        self.manifest_excluded: dict[str, int] = {}
         self._cache: CachedImages | None = None
         self.frames: dict[str, pd.DataFrame] = {}
         self.excluded: dict[str, int] = {}
@@ -125,11 +156,53 @@ class CXRDataModule(pl.LightningDataModule):
     def looks_like_root(cls, path: Path) -> bool:
         return path.is_dir()
 
+    @property
+    def variant(self) -> str:
+        """The options that change which images or labels the manifest holds (task, views, version), as a short
+        tag in the split file name, so that two option sets never share a split file. '' when there are none."""
+        return ""
+
+    @property
+    def image_root(self) -> Path:
+        """The folder the split CSV's image paths are relative to: the dataset root, unless images lie elsewhere."""
+        return self.root
+
+    def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
+        """Targets of a split frame; a dataset overrides this when its targets need more than ``label``."""
+        return self.encode_targets(frame["label"])
+
+    def drop_missing(self, frame: pd.DataFrame, *, origin: str | Path, exists: pd.Series | None = None) -> pd.DataFrame:
+        """Handle manifest rows whose image file is not on disk, per the ``missing`` option.
+
+        ``skip`` (default): drop them, record them in ``self.missing`` (path, problem; counted as
+        ``excluded['missing_file']``) and log one warning that names them, or summarises them when there are many
+        (a subset of a large dataset may lack 100k files). ``keep``: leave them in, so the cache reports each one
+        as unreadable. ``error``: raise a ManifestError. ``exists`` may give the check precomputed.
+        """
+        frame = pd.DataFrame(frame).reset_index(drop=True)
+        if exists is None:
+            exists = frame["path"].map(lambda p: os.path.isfile(p))
+        exists = pd.Series(exists, index=frame.index).astype(bool)
+        absent = frame.loc[~exists, "path"].astype(str)
+        if absent.empty or self.missing_policy == "keep":
+            return frame
+        if exists.sum() == 0:
+            raise ManifestError(f"{origin}: none of the {len(frame)} images it lists is on disk (e.g. {absent.iloc[0]})")
+        if self.missing_policy == "error":
+            raise ManifestError(f"{origin}: {len(absent)} listed images are not on disk, e.g. {', '.join(absent.iloc[:5])}")
+        problem = f"listed in {origin} but file not found"
+        self.missing = pd.concat([self.missing, pd.DataFrame({"path": absent.to_numpy(), "problem": problem})], ignore_index=True)
+        self.missing = self.missing.drop_duplicates("path").reset_index(drop=True)
+        shown = list(absent.iloc[:MISSING_LISTED]) if len(absent) <= MISSING_LISTED else list(absent.iloc[:3]) + ["..."]
+        log.warning("%s: %d of %d images listed in %s are not on disk and are excluded: %s", self.name, len(absent), len(frame), origin, ", ".join(shown))
+        return frame[exists].reset_index(drop=True)
+
     # ----- split naming -----
     @property
     def split_path(self) -> Path:
         tag = f"seed{self.split_seed}-val{self.val_fraction:g}-test{self.test_fraction:g}"
-        return self.split_dir / f"{self.name}-{tag}.csv"
+        stem = f"{self.name}-{self.variant}" if self.variant else self.name
+        return self.split_dir / f"{stem}-{tag}.csv"
 
     @property
     def split_sha256(self) -> str:
@@ -151,7 +224,7 @@ class CXRDataModule(pl.LightningDataModule):
             if not self.split_path.exists():
                 usable = manifest[~manifest["path"].isin(problems)].reset_index(drop=True)
                 split = assign_splits(usable, seed=self.split_seed, val_fraction=self.val_fraction, test_fraction=self.test_fraction)
-                write_split_csv(usable, split, self.root, self.split_path)
+                write_split_csv(usable, split, self.image_root, self.split_path)
                 log.info("%s: wrote shared split %s", self.name, self.split_path)
             else:
                 log.info("%s: reusing shared split %s", self.name, self.split_path)
@@ -166,23 +239,31 @@ class CXRDataModule(pl.LightningDataModule):
             return
         cache = self._prepare()
         frame = read_split_csv(self.split_path)
-        root = self.root.resolve()
+        root = self.image_root.resolve()
         frame["path"] = [str(root / image) for image in frame["image"]]
+        if self.target_columns:
+            extra = self.manifest[["path", *self.target_columns]].assign(path=[str(Path(p).resolve()) for p in self.manifest["path"]])
+            frame = frame.merge(extra, on="path", how="left")
         index = cache.index.assign(path=[str(Path(p).resolve()) for p in cache.index["path"]])
         frame = frame.merge(index, on="path", how="left")
         unknown = frame["row"].isna()
         unreadable = frame["problem"].fillna("") != ""
-        self.excluded = {"not_in_dataset": int(unknown.sum()), "unreadable": int((unreadable & ~unknown).sum())}
+        unreadable_paths = {str(Path(p).resolve()) for p in cache.problems["path"]}  # decoded badly: never used
+        self.excluded = {"not_in_dataset": int(unknown.sum()), "unreadable": len(unreadable_paths)}
         if unknown.any():
             log.warning("%s: %d images of the split file are not in the dataset now; they are skipped", self.name, int(unknown.sum()))
-        unsplit = len(set(self.manifest["path"].map(lambda p: str(Path(p).resolve()))) - set(frame["path"]))
+        unsplit = len(set(self.manifest["path"].map(lambda p: str(Path(p).resolve()))) - set(frame["path"]) - unreadable_paths)
         if unsplit:
             log.warning("%s: %d images of the dataset are not in the shared split file %s and are not used; "
                         "delete that file (or use a new --out) to split again", self.name, unsplit, self.split_path)
         self.excluded["not_in_split_file"] = unsplit
+        self.excluded["missing_file"] = len(self.missing)
+        self.excluded.update(self.manifest_excluded)
         frame = frame[~unknown & ~unreadable].copy()
         frame["row"] = frame["row"].astype(np.int64)
         assert_patient_disjoint(frame, where=str(self.split_path))
+        if self.class_map:
+            frame["label"] = [self.class_map.get(label, self.class_map.get("*")) for label in frame["label"]]
 
         self.class_names = self._resolve_classes(frame)
         in_task = frame["label"].map(self._in_task)
@@ -198,6 +279,8 @@ class CXRDataModule(pl.LightningDataModule):
     def _resolve_classes(self, frame: pd.DataFrame) -> list[str]:
         if self.requested_classes:
             return list(self.requested_classes)
+        if self.class_map:
+            return [c for c in dict.fromkeys(self.class_map.values()) if c is not None]
         if self.multilabel:
             return list(self.classes)
         present = set(frame["label"])
@@ -231,10 +314,10 @@ class CXRDataModule(pl.LightningDataModule):
         transform = eval_transform
         augment_mask = None
         if split == "train" and self.augmentation not in (None, "none"):
-            transform = build_transform(self.augmentation, mean=self.mean, std=self.std, normalization=self.normalization)
+            transform = build_transform(self.augmentation, mean=self.mean, std=self.std, normalization=self.normalization, seed=self.sampling_seed)
             if self.augment_classes:
                 augment_mask = frame["label"].isin(self.augment_classes).to_numpy()
-        return CachedImageDataset(cache.array_path, frame["row"].to_numpy(), self.encode_targets(frame["label"]), transform, augment_mask, eval_transform)
+        return CachedImageDataset(cache.array_path, frame["row"].to_numpy(), self.encode_frame(frame), transform, augment_mask, eval_transform)
 
     def _loader(self, split: str, *, shuffle: bool, sampler=None, batch_size: int | None = None) -> DataLoader:
         return DataLoader(
@@ -253,6 +336,8 @@ class CXRDataModule(pl.LightningDataModule):
         return BalancedEpochSampler(self.datasets["train"].targets, mode=self.balanced_sampling, seed=self.sampling_seed)
 
     def train_dataloader(self) -> DataLoader:
+        if self.train_loader_factory is not None:
+            return self.train_loader_factory(self)
         return self._loader("train", shuffle=True, sampler=self.train_sampler(), batch_size=self.batch_size)
 
     def train_eval_dataloader(self) -> DataLoader:
@@ -283,6 +368,7 @@ class CXRDataModule(pl.LightningDataModule):
             "synthetic": self.is_synthetic,
             "root": str(self.root),
             "classes": self.class_names,
+            "class_map": self.class_map,
             "multilabel": self.multilabel,
             "image_size": self.image_size,
             "split_file": str(self.split_path),

@@ -1,9 +1,13 @@
 """Kaggle COVID-19 Radiography Database: class folders COVID, Normal, Viral Pneumonia, Lung_Opacity.
 
 Each class folder holds its PNGs directly (early versions) or in an ``images/`` sub-folder (v4, beside
-``masks/``). The database gives no patient identifiers, so by default every image is its own patient; a
-``patient_map.csv`` (columns ``image,patient_id``, image relative to the dataset folder) beside the class
-folders supplies real ones when the user has them (the synthetic phantoms ship one).
+``masks/``); the first release names its folders ``COVID-19``, ``NORMAL`` and ``Viral Pneumonia`` (3 classes),
+which are read too. ``task="three_class"`` leaves Lung_Opacity out (the set the twice-transfer paper used,
+Chowdhury et al.'s 3 classes); the default reads every class folder present.
+
+The database gives no patient identifiers, so by default every image is its own patient; a ``patient_map.csv``
+(columns ``image,patient_id``, image relative to the dataset folder) beside the class folders supplies real ones
+when the user has them (the synthetic phantoms ship one).
 """
 
 from __future__ import annotations
@@ -13,15 +17,17 @@ from pathlib import Path
 import pandas as pd
 
 from datamodules.base import CXRDataModule
-from datamodules.manifest import ManifestError, make_manifest
+from datamodules.manifest import IMAGE_SUFFIXES, ManifestError, make_manifest
 
 FOLDER_LABELS = {
     "COVID": "COVID-19",
+    "COVID-19": "COVID-19",  # first release
     "Normal": "normal",
+    "NORMAL": "normal",  # first release
     "Viral Pneumonia": "pneumonia",
     "Lung_Opacity": "lung_opacity",
 }
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
+TASKS = (None, "three_class", "four_class")
 PATIENT_MAP = "patient_map.csv"
 
 
@@ -35,9 +41,23 @@ class Covid19RadiographyDataModule(CXRDataModule):
         "COVID-19 Radiography Database",
     )
 
+    def __init__(self, root, *, task: str | None = None, **kwargs):
+        """``task``: None reads every class folder present; "three_class" leaves Lung_Opacity out; "four_class"
+        reads all four (the same images as None on the current release, but a separate split file name)."""
+        super().__init__(root, **kwargs)
+        if task not in TASKS:
+            raise ValueError(f"{self.name}: task={task!r}; use one of {TASKS}")
+        self.task = task
+        if task == "three_class":
+            self.classes = tuple(c for c in self.classes if c != "lung_opacity")
+
     @classmethod
     def looks_like_root(cls, path: Path) -> bool:
         return any((path / folder).is_dir() for folder in FOLDER_LABELS)
+
+    @property
+    def variant(self) -> str:
+        return self.task or ""
 
     def dataset_dir(self) -> Path:
         return self.locate(self.root)
@@ -46,12 +66,16 @@ class Covid19RadiographyDataModule(CXRDataModule):
         base = self.dataset_dir()
         patients = self._patient_map(base)
         rows = []
+        seen = set()  # COVID-19/COVID and NORMAL/Normal are one folder on a case-insensitive file system
         for folder, label in FOLDER_LABELS.items():
+            if self.task == "three_class" and label == "lung_opacity":
+                continue
             directory = base / folder
             if (directory / "images").is_dir():
                 directory = directory / "images"
-            if not directory.is_dir():
+            if not directory.is_dir() or (directory.stat().st_dev, directory.stat().st_ino) in seen:
                 continue
+            seen.add((directory.stat().st_dev, directory.stat().st_ino))
             for path in sorted(directory.iterdir()):
                 if path.suffix.lower() not in IMAGE_SUFFIXES:
                     continue

@@ -1,8 +1,9 @@
 """Decode any chest X-ray file into one single-channel uint8 image, or say exactly why it cannot be read.
 
 Decoding goes by the file's content, not its extension (some .jpg files are PNGs). Handles 8- and 16-bit
-PNG/JPEG, gray, RGB, RGBA, palette and CMYK (through OpenCV, then Pillow as a fallback) and DICOM
-(pydicom: VOI LUT applied, MONOCHROME1 inverted).
+PNG/JPEG/TIFF, gray, gray+alpha, RGB, RGBA, palette and CMYK (through OpenCV, then Pillow as a fallback) and
+DICOM (pydicom, with or without the preamble: modality LUT (rescale), then VOI LUT or window, MONOCHROME1
+inverted).
 """
 
 from __future__ import annotations
@@ -49,17 +50,21 @@ def _to_gray(pixels: np.ndarray) -> np.ndarray:
 
 
 def _read_dicom(path: Path) -> np.ndarray:
+    """Pixels as a radiologist would see them: modality LUT (rescale), then the VOI LUT or window, then
+    MONOCHROME1 (white = low values) inverted so that bone is bright as in every other format."""
     import pydicom
-    from pydicom.pixels import apply_voi_lut
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-    dataset = pydicom.dcmread(str(path))
+    dataset = pydicom.dcmread(str(path), force=True)
     pixels = dataset.pixel_array
-    pixels = apply_voi_lut(pixels, dataset)
+    if int(getattr(dataset, "NumberOfFrames", 1) or 1) > 1:
+        pixels = pixels[0]  # multi-frame: first frame
+    if int(getattr(dataset, "SamplesPerPixel", 1) or 1) > 1:
+        return cv2.cvtColor(_to_uint8(np.ascontiguousarray(pixels[:, :, :3])), cv2.COLOR_RGB2GRAY)  # pydicom gives RGB
+    pixels = apply_voi_lut(apply_modality_lut(pixels, dataset), dataset)
     if getattr(dataset, "PhotometricInterpretation", "") == "MONOCHROME1":
         pixels = pixels.max() - pixels
-    if pixels.ndim == 3 and pixels.shape[-1] not in (3, 4):
-        pixels = pixels[0]  # multi-frame: first frame
-    return _to_uint8(_to_gray(np.asarray(pixels)))
+    return _to_uint8(np.asarray(pixels))
 
 
 def _read_with_pillow(data: bytes) -> np.ndarray:
@@ -91,7 +96,8 @@ def read_grayscale(path: str | Path) -> np.ndarray:
     if data.startswith(JPEG_SIGNATURE) and b"\xff\xd9" not in data[-4096:]:
         raise ImageReadError(path, "truncated JPEG (no end-of-image marker)")
     try:
-        if path.suffix.lower() == ".dcm" or data[DICOM_MAGIC_OFFSET : DICOM_MAGIC_OFFSET + 4] == b"DICM":
+        is_raster = data.startswith((PNG_SIGNATURE, JPEG_SIGNATURE))
+        if data[DICOM_MAGIC_OFFSET : DICOM_MAGIC_OFFSET + 4] == b"DICM" or (path.suffix.lower() == ".dcm" and not is_raster):
             pixels = _read_dicom(path)
         else:
             decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)

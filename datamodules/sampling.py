@@ -3,6 +3,8 @@
 ``undersample`` is the siamese paper's scheme (section 3.1): every image of the smallest class plus as many drawn
 without replacement from each other class. ``oversample`` draws every class up to the largest one with
 replacement (the transfer paper's balanced 15-class sampling).
+
+``PairBatchSampler`` and ``PairBatchDataset`` give a siamese network its per-epoch pairs (siamese paper, 3.1).
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-from torch.utils.data import Sampler
+import torch
+from torch.utils.data import Dataset, Sampler
 
 
 class BalancedEpochSampler(Sampler[int]):
@@ -41,3 +44,109 @@ class BalancedEpochSampler(Sampler[int]):
         order = np.concatenate(chosen)
         rng.shuffle(order)
         return iter(order.tolist())
+
+
+class PairBatchSampler(Sampler[tuple]):
+    """Batches of image pairs for a siamese network (siamese paper, section 3.1), one batch per item.
+
+    Every epoch draws the paper's balanced pool: all images of the smallest class (COVID-19 there) plus as many
+    drawn without replacement from each other class. An epoch holds ``pairs_per_epoch`` pairs in batches of
+    ``pairs_per_batch``, half same-class and half different-class, the same-class pairs spread evenly over the
+    classes and the different-class pairs over the class pairs (as the authors' generator does).
+
+    Each batch first draws ``images_per_batch`` distinct pool images, spread evenly over the classes, and forms
+    its pairs among them, so a network embeds each image once per batch instead of twice per pair. Every pair is
+    still a uniform draw from the pool for its class (pair), so the distribution of pairs is the paper's.
+
+    Items are ``(images, left, right, same)``: dataset indices of the batch's images, and per pair the positions
+    of its two images in ``images`` and whether they share a class. Reproducible from (seed, epoch).
+    """
+
+    def __init__(self, labels: Sequence[int], *, pairs_per_epoch: int, pairs_per_batch: int, images_per_batch: int | None = None, seed: int = 0):
+        labels = np.asarray(labels)
+        self.classes = np.unique(labels)
+        self.members = [np.flatnonzero(labels == c) for c in self.classes]
+        self.per_class = min(len(m) for m in self.members)
+        k = len(self.classes)
+        if k < 2:
+            raise ValueError(f"pair sampling needs at least two classes in the train split, found {k}")
+        if self.per_class < 2:
+            raise ValueError("pair sampling needs at least two train images of every class (for same-class pairs)")
+        if pairs_per_batch < 2:
+            raise ValueError(f"pairs_per_batch must be at least 2 (one same, one different pair), got {pairs_per_batch}")
+        self.pairs_per_epoch = int(pairs_per_epoch)
+        self.pairs_per_batch = int(pairs_per_batch)
+        images = int(images_per_batch or pairs_per_batch)
+        self.images_per_batch = max(2 * k, min(images, self.per_class * k))  # two per class at least, for same pairs
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return -(-self.pairs_per_epoch // self.pairs_per_batch)
+
+    def __iter__(self) -> Iterator[tuple]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        pool = [m if len(m) == self.per_class else rng.choice(m, self.per_class, replace=False) for m in self.members]
+        remaining = self.pairs_per_epoch
+        batches = []
+        for _ in range(len(self)):
+            size = min(self.pairs_per_batch, remaining)
+            remaining -= size
+            batches.append(self._batch(pool, size, rng))
+        return iter(batches)
+
+    def _batch(self, pool: list[np.ndarray], n_pairs: int, rng: np.random.Generator) -> tuple:
+        k = len(pool)
+        counts = np.full(k, self.images_per_batch // k)
+        counts[rng.permutation(k)[: self.images_per_batch % k]] += 1
+        chosen = [rng.choice(members, count, replace=False) for members, count in zip(pool, counts)]
+        images = np.concatenate(chosen)
+        offsets = np.concatenate([[0], np.cumsum(counts)[:-1]])
+        n_same = (n_pairs + 1) // 2
+        same_classes = _spread(np.arange(k), n_same, rng)
+        class_pairs = [(a, b) for a in range(k) for b in range(a + 1, k)]
+        different = _spread(np.arange(len(class_pairs)), n_pairs - n_same, rng)
+        left, right = [], []
+        for c in same_classes:
+            i, j = rng.choice(counts[c], 2, replace=False)
+            left.append(offsets[c] + i)
+            right.append(offsets[c] + j)
+        for p in different:
+            a, b = class_pairs[p]
+            if rng.random() < 0.5:
+                a, b = b, a
+            left.append(offsets[a] + rng.integers(counts[a]))
+            right.append(offsets[b] + rng.integers(counts[b]))
+        same = np.array([True] * n_same + [False] * (n_pairs - n_same))
+        order = rng.permutation(n_pairs)
+        return images, np.asarray(left, dtype=np.int64)[order], np.asarray(right, dtype=np.int64)[order], same[order]
+
+
+def _spread(options: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` draws covering ``options`` as evenly as possible: whole rounds, then a random remainder."""
+    rounds, rest = divmod(n, len(options))
+    return np.concatenate([np.tile(options, rounds), rng.choice(options, rest, replace=False)]).astype(np.int64)
+
+
+class PairBatchDataset(Dataset):
+    """Loads one ``PairBatchSampler`` item: the batch's images (each once) and its pair structure. Use it in a
+    DataLoader with ``batch_size=None`` and the sampler as ``sampler``."""
+
+    def __init__(self, images: Dataset):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, item: tuple) -> dict[str, torch.Tensor]:
+        indices, left, right, same = item
+        samples = [self.images[int(i)] for i in indices]
+        return {
+            "image": torch.stack([s["image"] for s in samples]),
+            "label": torch.stack([torch.as_tensor(s["label"]) for s in samples]),
+            "index": torch.as_tensor(np.asarray(indices, dtype=np.int64)),
+            "left": torch.as_tensor(left, dtype=torch.long),
+            "right": torch.as_tensor(right, dtype=torch.long),
+            "same": torch.as_tensor(same, dtype=torch.bool),
+        }

@@ -3,6 +3,10 @@
 A patient's images always land in one split. Patients are stratified by their most frequent label, then
 shuffled within each stratum by a seeded generator, so the same manifest and seed always give the same split.
 A dataset's official split (manifest column ``official_split``) wins where it exists.
+
+An optional manifest column ``group_id`` draws the split by groups instead of patients (a combined dataset joins
+each patient with every image that duplicates one of its images, so duplicates never straddle splits); the
+leakage check still checks patients. ``official_split == "excluded"`` keeps an image out of every split.
 """
 
 from __future__ import annotations
@@ -25,11 +29,17 @@ class LeakageError(AssertionError):
     """A patient occurs in more than one split."""
 
 
-def _patient_strata(frame: pd.DataFrame) -> pd.Series:
-    """Each patient's most frequent label (ties broken alphabetically), the stratum it is drawn from."""
-    counts = frame.groupby(["patient_id", "label"]).size().reset_index(name="n")
-    counts = counts.sort_values(["patient_id", "n", "label"], ascending=[True, False, True])
-    return counts.drop_duplicates("patient_id").set_index("patient_id")["label"]
+def _patient_strata(frame: pd.DataFrame, key: str = "patient_id") -> pd.Series:
+    """Each patient's (or group's) most frequent label (ties broken alphabetically), the stratum it is drawn from.
+
+    A manifest column ``stratum`` replaces the label here (multi-label datasets, whose label combinations are
+    too many and too small to stratify by)."""
+    column = "stratum" if "stratum" in frame.columns else "label"
+    if column == "stratum":  # rows without a stratum (e.g. from another component of a combined set) use their label
+        frame = frame.assign(stratum=frame["stratum"].where(frame["stratum"].fillna("") != "", frame["label"]))
+    counts = frame.groupby([key, column]).size().reset_index(name="n")
+    counts = counts.sort_values([key, "n", column], ascending=[True, False, True])
+    return counts.drop_duplicates(key).set_index(key)[column]
 
 
 def _draw(patients: pd.Series, rng: np.random.Generator, fractions: dict[str, float]) -> dict[str, str]:
@@ -60,17 +70,20 @@ def assign_splits(
         raise ValueError(f"bad split fractions val={val_fraction} test={test_fraction}")
     rng = np.random.default_rng(seed)
     official = manifest.get("official_split", pd.Series("", index=manifest.index)).fillna("")
+    key = "group_id" if "group_id" in manifest.columns else "patient_id"  # what is drawn: groups or patients
     split = pd.Series("", index=manifest.index, dtype=object)
 
     split[official == "test"] = "test"
     split[official == "val"] = "val"
-    fixed_patients = set(manifest.loc[split != "", "patient_id"])
-    clash = (split == "") & manifest["patient_id"].isin(fixed_patients)
+    fixed_patients = set(manifest.loc[split != "", key])
+    split[official == EXCLUDED] = EXCLUDED
+    clash = (split == "") & manifest[key].isin(fixed_patients)
     if clash.any():
         log.warning(
-            "%d images of %d patients who also appear in the official val/test lists are excluded from training",
+            "%d images of %d %s who also appear in the official val/test lists are excluded from training",
             int(clash.sum()),
-            manifest.loc[clash, "patient_id"].nunique(),
+            manifest.loc[clash, key].nunique(),
+            "patients" if key == "patient_id" else "patients or duplicate groups",
         )
         split[clash] = EXCLUDED
 
@@ -81,8 +94,8 @@ def assign_splits(
             fractions["val"] = val_fraction
         if not (official == "test").any():
             fractions["test"] = test_fraction
-        assignment = _draw(_patient_strata(free), rng, fractions)
-        split[split == ""] = free["patient_id"].map(assignment)
+        assignment = _draw(_patient_strata(free, key), rng, fractions)
+        split[split == ""] = free[key].map(assignment)
     return split
 
 
@@ -106,7 +119,10 @@ def write_split_csv(manifest: pd.DataFrame, split: pd.Series, root: Path, path: 
             "label": manifest["label"].to_numpy(),
             "split": split.to_numpy(),
         }
-    ).sort_values("image", kind="stable")
+    )
+    if "group_id" in manifest.columns:
+        frame["group_id"] = manifest["group_id"].astype(str).to_numpy()
+    frame = frame.sort_values("image", kind="stable")
     assert_patient_disjoint(frame, where=str(path))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")

@@ -7,6 +7,8 @@ own (weighted-CE paper, section V).
 
 from __future__ import annotations
 
+import copy
+
 import albumentations as A
 import cv2
 from albumentations.pytorch import ToTensorV2
@@ -29,17 +31,24 @@ PRESETS: dict[str, list] = {
 }
 
 
+def _to_float32(image, **kwargs):
+    return image.astype("float32", copy=False)
+
+
 def _normalize(normalization: str, mean: float, std: float) -> A.BasicTransform:
     if normalization == "train_stats":
         return A.Normalize(mean=(mean,), std=(std,), max_pixel_value=255.0)
-    if normalization == "per_image":
-        return A.Normalize(normalization="image")
+    if normalization == "per_image":  # albumentations computes it in float64: back to float32 for the models
+        return A.Compose([A.Normalize(normalization="image"), A.Lambda(image=_to_float32)])
     raise ValueError(f"unknown normalization {normalization!r}; use 'train_stats' or 'per_image'")
 
 
-def build_transform(preset: str | None, *, mean: float, std: float, normalization: str = "train_stats") -> A.Compose:
-    """Train pipeline for a preset name, or the eval pipeline when ``preset`` is None or 'none'."""
+def build_transform(preset: str | None, *, mean: float, std: float, normalization: str = "train_stats", seed: int = 0) -> A.Compose:
+    """Train pipeline for a preset name, or the eval pipeline when ``preset`` is None or 'none'.
+
+    Albumentations draws from its own generators, seeded from OS entropy unless given a seed: the seed makes a
+    rerun augment exactly as before (the dataset re-seeds it per DataLoader worker)."""
     if preset is not None and preset not in PRESETS:
         raise ValueError(f"unknown augmentation preset {preset!r}; known: {sorted(PRESETS)}")
-    steps = list(PRESETS.get(preset or "none", []))
-    return A.Compose(steps + [_normalize(normalization, mean, std), ToTensorV2()])
+    steps = copy.deepcopy(PRESETS.get(preset or "none", []))  # own instances: transforms carry their RNG state
+    return A.Compose(steps + [_normalize(normalization, mean, std), ToTensorV2()], seed=seed)

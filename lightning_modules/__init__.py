@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from lightning_modules.base import ClassificationTask
+from lightning_modules.classifier import ImageClassifier
+from lightning_modules.siamese import SiameseCOVIDNet
 from lightning_modules.single_net import SingleNetCOVIDNet
 
-TASKS: dict[str, type[ClassificationTask]] = {cls.name: cls for cls in (SingleNetCOVIDNet,)}
+TASKS: dict[str, type[ClassificationTask]] = {cls.name: cls for cls in (SingleNetCOVIDNet, SiameseCOVIDNet, ImageClassifier)}
 
 
 def get_task_class(name: str) -> type[ClassificationTask]:

@@ -56,7 +56,7 @@ class ClassificationTask(pl.LightningModule):
         raise NotImplementedError
 
     def configure_losses(self) -> None:
-        self.criterion = build_loss(self.hparams.loss, num_classes=self.num_classes, multilabel=self.multilabel)
+        self.criterion = build_loss(self.hparams.loss, num_classes=self.num_classes, multilabel=self.multilabel, class_names=self.class_names)
 
     def configure_metrics(self) -> None:
         make = lambda stage: classification_metrics(self.class_names, multilabel=self.multilabel, prefix=f"{stage}/")

@@ -1,16 +1,19 @@
 """The metrics every method reports, from torchmetrics, so all rows of the leaderboard are computed alike.
 
 Single-label: accuracy, balanced accuracy (macro recall), macro F1, macro AUROC (one-vs-rest on the scores),
-and per class sensitivity (recall), specificity, PPV (precision) and F1.
+and per class sensitivity (recall), specificity, PPV (precision), F1 and PPCR (predicted positive condition rate,
+weighted-CE paper section VI.C, with that class as the positive one).
 Multi-label: macro AUROC and per-class AUROC (the ChestX-ray14 convention), plus macro F1 at 0.5; target
 entries of -1 (unknown, CheXpert U-Ignore) are left out.
 """
 
 from __future__ import annotations
 
+import torch
 from torchmetrics import ClasswiseWrapper, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
+    MulticlassStatScores,
     MulticlassAUROC,
     MulticlassF1Score,
     MulticlassPrecision,
@@ -19,6 +22,22 @@ from torchmetrics.classification import (
     MultilabelAUROC,
     MultilabelF1Score,
 )
+
+
+class MulticlassPPCR(MulticlassStatScores):
+    """Predicted positive condition rate, (TP + FP) / (TP + FP + TN + FN): the share of images predicted as the
+    class (weighted-CE paper, section VI.C). ``average=None`` gives one value per class."""
+
+    higher_is_better = None
+    is_differentiable = False
+    full_state_update = False
+
+    def compute(self) -> torch.Tensor:
+        tp, fp, tn, fn = self._final_state()
+        rate = (tp + fp).float() / (tp + fp + tn + fn).clamp(min=1).float()
+        if self.average in ("macro", "micro"):
+            return rate.mean()
+        return rate
 
 
 def _per_class(metric, class_names: list[str], name: str) -> ClasswiseWrapper:
@@ -43,6 +62,7 @@ def classification_metrics(class_names: list[str], *, multilabel: bool = False, 
             "specificity": _per_class(MulticlassSpecificity(n, average=None), class_names, "specificity"),
             "ppv": _per_class(MulticlassPrecision(n, average=None), class_names, "ppv"),
             "f1_per_class": _per_class(MulticlassF1Score(n, average=None), class_names, "f1"),
+            "ppcr": _per_class(MulticlassPPCR(n, average=None), class_names, "ppcr"),
         }
     # compute_groups=False: shared-state grouping does not see inside ClasswiseWrapper and warns/skips updates.
     return MetricCollection(metrics, prefix=prefix, compute_groups=False)

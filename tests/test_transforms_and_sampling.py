@@ -52,3 +52,9 @@ def test_balanced_oversampling_reaches_the_largest_class():
     labels = [0] * 5 + [1] * 50
     picks = list(BalancedEpochSampler(labels, mode="oversample", seed=1))
     assert np.bincount(np.asarray(labels)[picks]).tolist() == [50, 50]
+
+
+def test_seeded_train_pipeline_repeats_its_augmentations(image):
+    a = build_transform("light", mean=0.5, std=0.25, seed=3)
+    b = build_transform("light", mean=0.5, std=0.25, seed=3)
+    assert all(torch.equal(a(image=image)["image"], b(image=image)["image"]) for _ in range(5))

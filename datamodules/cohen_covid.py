@@ -1,0 +1,159 @@
+"""COVID-19 image data collection (Cohen, Morrison, Dao, arXiv:2003.11597; ieee8023/covid-chestxray-dataset).
+
+``metadata.csv`` has one row per image (patientid, finding, view, modality, folder, filename, sex, age, ...); the
+image is ``<folder>/<filename>``. Only X-ray rows are read; by default only frontal views (PA, AP, AP Supine, AP
+semi erect, AP erect) are kept and lateral, blank and '?' views are left out, as the twice-transfer paper removes
+lateral views (Bassi & Attux, section 2) and COVID-Net keeps the same frontal list. Rows whose finding is 'todo'
+(not yet labelled) are excluded. Findings are flat in early releases ('COVID-19', 'COVID-19, ARDS', 'SARS') and
+hierarchical later ('Pneumonia/Viral/COVID-19'); both are mapped:
+
+- ``task="three_class"`` (default): COVID-19 / pneumonia (every other pneumonia: viral, bacterial, fungal, lipoid,
+  aspiration, unspecified) / normal ('No Finding'); other findings (ARDS alone, tuberculosis) are outside the task.
+- ``task="binary"``: COVID-19 / non-COVID (every other labelled finding).
+
+Patient ids are the metadata's ``patientid``. A few files are listed twice under two patient ids (in the
+2020-06 snapshot patients 339/340 repeat the images of 285/287): the first row is kept and the later patient id
+is merged into the first, so the two records can never land in different splits.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from datamodules.base import CXRDataModule
+from datamodules.manifest import COVID, NON_COVID, NORMAL, PNEUMONIA, make_manifest, metadata_error, read_metadata_csv
+
+FRONTAL_VIEWS = ("PA", "AP", "AP Supine", "AP semi erect", "AP erect")
+REQUIRED = ("patientid", "finding", "view", "modality", "filename")
+UNLABELLED = {"todo", "unknown"}
+NOT_PNEUMONIA = {"ards", "tuberculosis"}
+PNEUMONIAS = {
+    "pneumonia", "sars", "mers", "mers-cov", "streptococcus", "staphylococcus", "klebsiella", "chlamydophila",
+    "legionella", "pneumocystis", "mycoplasma bacterial pneumonia", "mycoplasma", "e.coli", "influenza",
+    "varicella", "bacterial", "viral", "fungal", "lipoid", "aspiration", "nocardia", "herpes", "aspergillosis",
+    "candida", "lung opacity", "h1n1",
+}
+TASKS = ("three_class", "binary")
+
+
+def finding_category(finding: str) -> str | None:
+    """'covid', 'normal', 'pneumonia', 'other', None (unlabelled), or 'unknown' for a finding this reader does not know."""
+    parts = [p.strip().lower() for p in re.split(r"[/,]", finding) if p.strip()]
+    if not parts or parts[0] in UNLABELLED:
+        return None
+    if "covid-19" in parts:
+        return "covid"
+    if parts == ["no finding"]:
+        return "normal"
+    if parts[0] == "pneumonia" or any(p in PNEUMONIAS for p in parts):
+        return "pneumonia"
+    if all(p in NOT_PNEUMONIA for p in parts):
+        return "other"
+    return "unknown"
+
+
+class CohenCovidDataModule(CXRDataModule):
+    """ieee8023 covid-chestxray-dataset from its metadata.csv.
+
+    Args:
+        task: ``"three_class"`` (COVID-19 / normal / pneumonia) or ``"binary"`` (COVID-19 / non-COVID).
+        views: the views to keep (matched case-insensitively); ``None`` keeps every X-ray view, blank included.
+    """
+
+    name = "cohen_covid"
+    folder_names = ("covid-chestxray-dataset", "cohen-covid-chestxray", "ieee8023-covid-chestxray-dataset")
+
+    def __init__(self, root, *, task: str = "three_class", views: list[str] | tuple[str, ...] | None = FRONTAL_VIEWS, **kwargs):
+        super().__init__(root, **kwargs)
+        if task not in TASKS:
+            raise ValueError(f"cohen_covid: task={task!r}; use one of {TASKS}")
+        self.task = task
+        self.views = None if views is None else tuple(views)
+        self.classes = (COVID, NORMAL, PNEUMONIA) if task == "three_class" else (COVID, NON_COVID)
+
+    @classmethod
+    def looks_like_root(cls, path: Path) -> bool:
+        if not ((path / "metadata.csv").is_file() and (path / "images").is_dir()):
+            return False
+        with open(path / "metadata.csv", "rb") as handle:
+            header = handle.readline().decode("latin-1")
+        return "filename" in [c.strip() for c in header.split(",")]  # the agchung collections have no such column
+
+    @property
+    def variant(self) -> str:
+        if self.views is None:
+            views = "allviews"
+        elif {v.lower() for v in self.views} == {v.lower() for v in FRONTAL_VIEWS}:
+            views = "frontal"
+        else:
+            views = "+".join(re.sub(r"\W+", "", v) for v in self.views)
+        return f"{self.task}-{views}"
+
+    def _label(self, category: str, finding: str, path: Path, line: int) -> str | None:
+        if category == "unknown":
+            raise metadata_error(path, line, "finding", f"unknown finding {finding!r}: not COVID-19, 'No Finding', a pneumonia, "
+                                 f"or one of {sorted(NOT_PNEUMONIA | UNLABELLED)}")
+        if self.task == "binary":
+            return COVID if category == "covid" else NON_COVID
+        return {"covid": COVID, "normal": NORMAL, "pneumonia": PNEUMONIA}.get(category)
+
+    def build_manifest(self) -> pd.DataFrame:
+        path = self.root / "metadata.csv"
+        meta = read_metadata_csv(path, required=REQUIRED)
+        meta["line"] = np.arange(len(meta)) + 2
+        xray = meta[meta["modality"].str.strip().str.lower() == "x-ray"]
+        excluded = {"not_xray": len(meta) - len(xray), "view": 0, "unlabelled": 0, "label_outside_task": 0}
+        if self.views is not None:
+            keep = xray["view"].str.strip().str.lower().isin({v.lower() for v in self.views})
+            excluded["view"] = int((~keep).sum())
+            xray = xray[keep]
+        empty = xray["finding"].str.strip() == ""
+        if empty.any():
+            raise metadata_error(path, int(xray.loc[empty, "line"].iloc[0]), "finding", "empty finding")
+        for column in ("patientid", "filename"):
+            blank = xray[column].str.strip() == ""
+            if blank.any():
+                raise metadata_error(path, int(xray.loc[blank, "line"].iloc[0]), column, f"empty {column}")
+        rows = []
+        for record in xray.itertuples(index=False):
+            category = finding_category(record.finding)
+            if category is None:
+                excluded["unlabelled"] += 1  # 'todo': not yet labelled
+                continue
+            label = self._label(category, record.finding, path, record.line)
+            if label is None:
+                excluded["label_outside_task"] += 1
+                continue
+            folder = getattr(record, "folder", "") or "images"
+            rows.append({
+                "path": str(self.root / folder / record.filename),
+                "label": label,
+                "patient_id": str(record.patientid).strip(),
+                "source": self.name,
+                "view": record.view.strip(),
+                "sex": getattr(record, "sex", ""),
+                "age": pd.to_numeric(getattr(record, "age", ""), errors="coerce"),
+                "finding": record.finding,
+            })
+        frame = self._merge_repeated_files(pd.DataFrame(rows))
+        excluded["listed_twice"] = len(rows) - len(frame)
+        self.manifest_excluded = excluded
+        frame = self.drop_missing(frame, origin=path)
+        return make_manifest(frame, origin=path)
+
+    @staticmethod
+    def _merge_repeated_files(frame: pd.DataFrame) -> pd.DataFrame:
+        """Keep the first row of a file listed twice; give every image of the later patient the first's id."""
+        repeated = frame["path"].duplicated()
+        if not repeated.any():
+            return frame
+        first_patient = frame.drop_duplicates("path").set_index("path")["patient_id"]
+        alias = {later: first_patient[path] for path, later in zip(frame.loc[repeated, "path"], frame.loc[repeated, "patient_id"])
+                 if later != first_patient[path]}
+        frame = frame[~repeated].copy()
+        frame["patient_id"] = frame["patient_id"].map(lambda p: alias.get(p, p))
+        return frame
