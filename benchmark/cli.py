@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -82,7 +83,7 @@ def cmd_run(args) -> int:
     log.info("suite %s: %d run(s)", suite.name, len(suite.runs))
     for number, spec in enumerate(suite.runs, 1):
         log.info("[%d/%d] %s", number, len(suite.runs), spec.run_id)
-        result = run_one(spec, out_dir=args.out, cache_dir=args.cache_dir)
+        result = run_one(spec, out_dir=args.out, cache_dir=args.cache_dir, command=args.command_line)
         if result is not None:
             metrics = result["metrics"]
             log.info("%s: test accuracy %s, macro AUROC %s", spec.run_id, _fmt(metrics.get("accuracy")), _fmt(metrics.get("auroc")))
@@ -149,7 +150,9 @@ def main(argv: list[str] | None = None) -> int:
     from datamodules.base import DatasetNotFoundError
     from datamodules.manifest import ManifestError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.command_line = " ".join(["python -m benchmark"] + [shlex.quote(a) for a in argv])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     handlers = {"run": cmd_run, "leaderboard": cmd_leaderboard, "data-report": cmd_data_report, "download": cmd_download, "list": cmd_list}
     try:

@@ -23,13 +23,13 @@ def deduplicate(index: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor)
 
 def evaluate(scores: torch.Tensor, labels: torch.Tensor, class_names: list[str], *, multilabel: bool = False) -> dict:
     """Return {"metrics": {name: float}, "confusion_matrix": [[...]] (rows = truth)}."""
-    collection = classification_metrics(class_names, multilabel=multilabel)
+    collection = classification_metrics(class_names, multilabel=multilabel, sync=False)
     target = labels.long()
     collection.update(scores.float(), target)
     metrics = {name: float(value) for name, value in collection.compute().items()}
     result = {"metrics": metrics, "n_images": int(len(labels))}
     if not multilabel:
-        matrix = MulticlassConfusionMatrix(len(class_names))(scores.float(), target)
+        matrix = MulticlassConfusionMatrix(len(class_names), sync_on_compute=False)(scores.float(), target)
         result["confusion_matrix"] = matrix.to(torch.int64).tolist()
     return result
 

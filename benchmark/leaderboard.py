@@ -26,6 +26,8 @@ from benchmark.results import load_results
 
 HEADLINE = [("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced acc."), ("f1", "Macro F1"), ("auroc", "Macro AUROC")]
 PER_CLASS = [("sensitivity", "Sensitivity"), ("specificity", "Specificity"), ("ppv", "PPV"), ("f1", "F1")]
+# Multi-label tasks (ChestX-ray14, CheXpert) are compared on AUROC, per finding and averaged.
+HEADLINE_MULTILABEL = [("auroc", "Macro AUROC"), ("f1", "Macro F1 @0.5")]
 SYNTHETIC_BANNER = (
     "> **SYNTHETIC DATA.** Tables marked SYNTHETIC were computed on generated phantoms "
     "(datamodules/synthetic.py), not on real chest X-rays. They show that the pipeline runs end to end; "
@@ -78,18 +80,26 @@ def _group_section(results: list[dict]) -> list[str]:
         f"Classes: {', '.join(classes)}. Test split: {test['images']} images of {test['patients']} patients. "
         f"Split file `{Path(dataset['split_file']).name}` (sha256 `{dataset['split_sha256'][:16]}…`, split seed {dataset['split_seed']})."
     )
+    commands = sorted({r["command"] for r in results if r.get("command")})
+    if commands:
+        lines.append("Reproduce: " + "; ".join(f"`{c}`" for c in commands) + ".")
     lines.append("")
-    header = ["Method", "Seeds"] + [label for _, label in HEADLINE] + [f"Sens. {c}" for c in classes] + ["Params", "Train img/s", "Train s", "Start"]
+    multilabel = bool(dataset.get("multilabel"))
+    headline = HEADLINE_MULTILABEL if multilabel else HEADLINE
+    per_class_key, per_class_label = ("auroc", "AUROC") if multilabel else ("sensitivity", "Sens.")
+    header = ["Method", "Seeds"] + [label for _, label in headline] + [f"{per_class_label} {c}" for c in classes] + ["Params", "Train img/s", "Train s", "Start"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     rows = _method_rows(results)
     for method_id, runs in rows.items():
         metric = lambda name: [r["metrics"].get(name) for r in runs]
         cells = [method_id, ",".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"]))]
-        cells += [_summary(metric(key)) for key, _ in HEADLINE]
-        cells += [_summary(metric(f"sensitivity/{c}")) for c in classes]
+        cells += [_summary(metric(key)) for key, _ in headline]
+        cells += [_summary(metric(f"{per_class_key}/{c}")) for c in classes]
         cells += [f"{runs[0]['parameter_count'] / 1e6:.2f}M", _mean([r.get("train_images_per_second") for r in runs], ".0f"), _mean([r.get("train_seconds") for r in runs], ".0f")]
         cells += ["; ".join(sorted({r["start_weights"] for r in runs}))]
         lines.append("| " + " | ".join(cells) + " |")
+    if multilabel:  # the per-finding AUROCs are already the columns above
+        return lines + [""]
     lines += ["", "Per class (mean over seeds):", ""]
     header = ["Method", "Class"] + [label for _, label in PER_CLASS]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

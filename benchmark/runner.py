@@ -134,8 +134,9 @@ def fit_and_validate(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path) -> 
             "epochs_trained": fitted["trainer"].current_epoch, "train_seconds": round(fitted["train_seconds"], 2)}
 
 
-def run_one(spec, *, out_dir: Path, cache_dir: Path) -> dict[str, Any] | None:
-    """Train and test one (dataset, method, seed); returns the result dict on rank 0 (None elsewhere)."""
+def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None) -> dict[str, Any] | None:
+    """Train and test one (dataset, method, seed); returns the result dict on rank 0 (None elsewhere).
+    ``command`` is the command line that started the suite, recorded so the leaderboard can cite it."""
     search = None
     if spec.grid_search:
         from benchmark.grid_search import run_grid_search
@@ -144,12 +145,14 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path) -> dict[str, Any] | None:
     fitted = _fit(spec, out_dir=out_dir, cache_dir=cache_dir, log_dir=out_dir / "logs" / spec.run_id)
     datamodule, task, trainer, checkpoint, throughput, monitor = (fitted[k] for k in ("datamodule", "task", "trainer", "checkpoint", "throughput", "monitor"))
     best_path = checkpoint.best_model_path or None
+    predictions_path = out_dir / "logs" / spec.run_id / "test_predictions.pt"
+    task.predictions_path = str(predictions_path)
     trainer.test(task, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
     finish_wandb()
     if not trainer.is_global_zero:
         return None
 
-    index, scores, labels = deduplicate(**task.test_predictions)
+    index, scores, labels = deduplicate(**torch.load(predictions_path, weights_only=True))
     evaluation = evaluate(scores, labels, datamodule.class_names, multilabel=datamodule.multilabel)
     predictions_file = out_dir / "predictions" / f"{spec.run_id}.csv"
     _write_predictions(predictions_file, datamodule, index, scores, labels)
@@ -175,6 +178,7 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path) -> dict[str, Any] | None:
         "device": _device_description(trainer),
         "predictions_file": str(predictions_file),
         "environment": _environment(),
+        "command": command,
     }
     if throughput.pairs_per_second:
         result["train_pairs_per_second"] = throughput.pairs_per_second

@@ -50,6 +50,7 @@ class ClassificationTask(pl.LightningModule):
         self.configure_metrics()
         self.start_weights = self.load_start_weights(start_weights)
         self.test_predictions: dict[str, torch.Tensor] | None = None
+        self.predictions_path: str | None = None  # where rank 0 saves the gathered test predictions (set by the runner)
 
     # ----- the parts a method defines -----
     def configure_models(self) -> None:
@@ -123,6 +124,9 @@ class ClassificationTask(pl.LightningModule):
         if self.trainer.world_size > 1:  # (world, n, ...) -> (world * n, ...); the sampler may repeat items
             gathered = [t.flatten(0, 1) for t in gathered]
         self.test_predictions = {"index": gathered[0].cpu(), "scores": gathered[1].cpu(), "labels": gathered[2].cpu()}
+        if self.predictions_path is not None and self.trainer.is_global_zero:
+            # A file, not only an attribute: with spawn-based strategies rank 0 is not the process that asked.
+            torch.save(self.test_predictions, self.predictions_path)
 
     # ----- optimisation -----
     def configure_optimizers(self):

@@ -13,12 +13,12 @@ import torch
 from torchmetrics import ClasswiseWrapper, MetricCollection
 from torchmetrics.classification import (
     MulticlassAccuracy,
-    MulticlassStatScores,
     MulticlassAUROC,
     MulticlassF1Score,
     MulticlassPrecision,
     MulticlassRecall,
     MulticlassSpecificity,
+    MulticlassStatScores,
     MultilabelAUROC,
     MultilabelF1Score,
 )
@@ -44,25 +44,28 @@ def _per_class(metric, class_names: list[str], name: str) -> ClasswiseWrapper:
     return ClasswiseWrapper(metric, labels=list(class_names), prefix=f"{name}/")
 
 
-def classification_metrics(class_names: list[str], *, multilabel: bool = False, prefix: str = "") -> MetricCollection:
+def classification_metrics(class_names: list[str], *, multilabel: bool = False, prefix: str = "", sync: bool = True) -> MetricCollection:
+    """``sync=False`` computes on this process's data only (the final test metrics, computed once on rank 0 from
+    the gathered predictions, must not wait for the other ranks)."""
     n = len(class_names)
+    kw = {"sync_on_compute": sync}
     if multilabel:
         metrics = {
-            "auroc": MultilabelAUROC(n, average="macro", ignore_index=-1),
-            "f1": MultilabelF1Score(n, average="macro", ignore_index=-1),
-            "auroc_per_class": _per_class(MultilabelAUROC(n, average=None, ignore_index=-1), class_names, "auroc"),
+            "auroc": MultilabelAUROC(n, average="macro", ignore_index=-1, **kw),
+            "f1": MultilabelF1Score(n, average="macro", ignore_index=-1, **kw),
+            "auroc_per_class": _per_class(MultilabelAUROC(n, average=None, ignore_index=-1, **kw), class_names, "auroc"),
         }
     else:
         metrics = {
-            "accuracy": MulticlassAccuracy(n, average="micro"),
-            "balanced_accuracy": MulticlassRecall(n, average="macro"),
-            "f1": MulticlassF1Score(n, average="macro"),
-            "auroc": MulticlassAUROC(n, average="macro"),
-            "sensitivity": _per_class(MulticlassRecall(n, average=None), class_names, "sensitivity"),
-            "specificity": _per_class(MulticlassSpecificity(n, average=None), class_names, "specificity"),
-            "ppv": _per_class(MulticlassPrecision(n, average=None), class_names, "ppv"),
-            "f1_per_class": _per_class(MulticlassF1Score(n, average=None), class_names, "f1"),
-            "ppcr": _per_class(MulticlassPPCR(n, average=None), class_names, "ppcr"),
+            "accuracy": MulticlassAccuracy(n, average="micro", **kw),
+            "balanced_accuracy": MulticlassRecall(n, average="macro", **kw),
+            "f1": MulticlassF1Score(n, average="macro", **kw),
+            "auroc": MulticlassAUROC(n, average="macro", **kw),
+            "sensitivity": _per_class(MulticlassRecall(n, average=None, **kw), class_names, "sensitivity"),
+            "specificity": _per_class(MulticlassSpecificity(n, average=None, **kw), class_names, "specificity"),
+            "ppv": _per_class(MulticlassPrecision(n, average=None, **kw), class_names, "ppv"),
+            "f1_per_class": _per_class(MulticlassF1Score(n, average=None, **kw), class_names, "f1"),
+            "ppcr": _per_class(MulticlassPPCR(n, average=None, **kw), class_names, "ppcr"),
         }
     # compute_groups=False: shared-state grouping does not see inside ClasswiseWrapper and warns/skips updates.
     return MetricCollection(metrics, prefix=prefix, compute_groups=False)

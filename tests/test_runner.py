@@ -83,3 +83,18 @@ def test_bad_suite_gives_a_clear_error(tmp_path, capsys):
 def test_wrong_data_root_names_where_it_looked(tmp_path, capsys):
     assert main(["run", str(REPO / "configs/quick.yaml"), "--data-root", str(tmp_path), "--out", str(tmp_path / "runs")]) == 2
     assert "looked in" in capsys.readouterr().err
+
+
+def test_multilabel_results_get_an_auroc_table(tmp_path):
+    from benchmark.leaderboard import render
+
+    result = {
+        "method": {"id": "densenet", "method": "classifier"}, "seed": 0, "parameter_count": 1e6, "start_weights": "random init",
+        "command": "python -m benchmark run configs/x.yaml", "metrics": {"auroc": 0.7, "f1": 0.2, "auroc/Atelectasis": 0.65, "auroc/Mass": 0.75},
+        "dataset": {"name": "chestxray14", "image_size": 64, "split_sha256": "ab" * 32, "classes": ["Atelectasis", "Mass"], "multilabel": True,
+                    "split_file": "s.csv", "split_seed": 0, "counts": {"test": {"images": 10, "patients": 5}}},
+    }
+    board = render([result], source="runs/results")
+    assert "| Method | Seeds | Macro AUROC | Macro F1 @0.5 | AUROC Atelectasis | AUROC Mass |" in board
+    assert "| densenet | 0 | 0.700 | 0.200 | 0.650 | 0.750 |" in board
+    assert "Reproduce: `python -m benchmark run configs/x.yaml`" in board
