@@ -20,12 +20,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datamodules.base import CXRDataModule
-from datamodules.cohen_covid import FRONTAL_VIEWS, NOT_PNEUMONIA, TASKS, UNLABELLED, finding_category
+from datamodules.cohen_covid import NOT_PNEUMONIA, UNLABELLED, FindingsDataModule, finding_category
 from datamodules.manifest import COVID, NON_COVID, NORMAL, PNEUMONIA, make_manifest, metadata_error, read_metadata_csv
 
 
-class AgchungDataModule(CXRDataModule):
+class AgchungDataModule(FindingsDataModule):
     """Shared reader; subclasses say how a metadata row names its image and its patient.
 
     Args:
@@ -34,14 +33,6 @@ class AgchungDataModule(CXRDataModule):
     """
 
     image_column = ""
-
-    def __init__(self, root, *, task: str = "three_class", views: list[str] | tuple[str, ...] | None = FRONTAL_VIEWS, **kwargs):
-        super().__init__(root, **kwargs)
-        if task not in TASKS:
-            raise ValueError(f"{self.name}: task={task!r}; use one of {TASKS}")
-        self.task = task
-        self.views = None if views is None else tuple(views)
-        self.classes = (COVID, NORMAL, PNEUMONIA) if task == "three_class" else (COVID, NON_COVID)
 
     @classmethod
     def looks_like_root(cls, path: Path) -> bool:
@@ -53,16 +44,6 @@ class AgchungDataModule(CXRDataModule):
         if cls.image_column:
             return cls.image_column in columns
         return "imagename" not in columns and "filename" not in columns  # not Actualmed, not ieee8023
-
-    @property
-    def variant(self) -> str:
-        if self.views is None:
-            views = "allviews"
-        elif {v.lower() for v in self.views} == {v.lower() for v in FRONTAL_VIEWS}:
-            views = "frontal"
-        else:
-            views = "+".join(re.sub(r"\W+", "", v) for v in self.views)
-        return f"{self.task}-{views}"
 
     def image_path(self, record) -> Path:
         raise NotImplementedError

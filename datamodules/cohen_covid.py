@@ -56,32 +56,17 @@ def finding_category(finding: str) -> str | None:
     return "unknown"
 
 
-class CohenCovidDataModule(CXRDataModule):
-    """ieee8023 covid-chestxray-dataset from its metadata.csv.
-
-    Args:
-        task: ``"three_class"`` (COVID-19 / normal / pneumonia) or ``"binary"`` (COVID-19 / non-COVID).
-        views: the views to keep (matched case-insensitively); ``None`` keeps every X-ray view, blank included.
-    """
-
-    name = "cohen_covid"
-    folder_names = ("covid-chestxray-dataset", "cohen-covid-chestxray", "ieee8023-covid-chestxray-dataset")
+class FindingsDataModule(CXRDataModule):
+    """A metadata.csv in the ieee8023 style (patientid, finding, view): the task and view options shared by the
+    Cohen collection and the agchung collections that copy its format."""
 
     def __init__(self, root, *, task: str = "three_class", views: list[str] | tuple[str, ...] | None = FRONTAL_VIEWS, **kwargs):
         super().__init__(root, **kwargs)
         if task not in TASKS:
-            raise ValueError(f"cohen_covid: task={task!r}; use one of {TASKS}")
+            raise ValueError(f"{self.name}: task={task!r}; use one of {TASKS}")
         self.task = task
         self.views = None if views is None else tuple(views)
         self.classes = (COVID, NORMAL, PNEUMONIA) if task == "three_class" else (COVID, NON_COVID)
-
-    @classmethod
-    def looks_like_root(cls, path: Path) -> bool:
-        if not ((path / "metadata.csv").is_file() and (path / "images").is_dir()):
-            return False
-        with open(path / "metadata.csv", "rb") as handle:
-            header = handle.readline().decode("latin-1")
-        return "filename" in [c.strip() for c in header.split(",")]  # the agchung collections have no such column
 
     @property
     def variant(self) -> str:
@@ -92,6 +77,26 @@ class CohenCovidDataModule(CXRDataModule):
         else:
             views = "+".join(re.sub(r"\W+", "", v) for v in self.views)
         return f"{self.task}-{views}"
+
+
+class CohenCovidDataModule(FindingsDataModule):
+    """ieee8023 covid-chestxray-dataset from its metadata.csv.
+
+    Args:
+        task: ``"three_class"`` (COVID-19 / normal / pneumonia) or ``"binary"`` (COVID-19 / non-COVID).
+        views: the views to keep (matched case-insensitively); ``None`` keeps every X-ray view, blank included.
+    """
+
+    name = "cohen_covid"
+    folder_names = ("covid-chestxray-dataset", "cohen-covid-chestxray", "ieee8023-covid-chestxray-dataset")
+
+    @classmethod
+    def looks_like_root(cls, path: Path) -> bool:
+        if not ((path / "metadata.csv").is_file() and (path / "images").is_dir()):
+            return False
+        with open(path / "metadata.csv", "rb") as handle:
+            header = handle.readline().decode("latin-1")
+        return "filename" in [c.strip() for c in header.split(",")]  # the agchung collections have no such column
 
     def _label(self, category: str, finding: str, path: Path, line: int) -> str | None:
         if category == "unknown":

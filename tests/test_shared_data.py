@@ -122,3 +122,47 @@ def test_covidx_with_the_cohen_images_folder(shared_data, tmp_path):
     # One more test line resolves there: a cohen SARS image listed without a source field.
     assert _names(manifest.loc[manifest["source"] == "", "path"]) == {"SARS-10.1148rg.242035193-g04mr34g05x-Fig5-day9.jpeg"}
     assert len(dm.missing) == 13958 + 300 - len(manifest)  # every other listed image is counted as absent
+
+
+@pytest.mark.parametrize(
+    "name, folder, options, expected",
+    [
+        # README counts, per class, over all splits (train + val + test)
+        ("covid19_radiography", "covid19-radiography-database", {}, {"COVID-19": 3616, "normal": 650}),
+        ("kermany_pneumonia", "kermany-chest-xray-pneumonia", {"task": "three_class"},
+         {"normal": 1341 + 234, "bacterial_pneumonia": 2530 + 242, "viral_pneumonia": 1345 + 148}),
+        ("cohen_covid", "cohen-covid-chestxray", {"task": "binary", "views": None}, {"COVID-19": 451, "non-COVID": 119}),
+    ],
+)
+def test_data_report_command_counts_match_the_readmes(shared_data, tmp_path, capsys, name, folder, options, expected):
+    import json
+
+    from benchmark.cli import main
+
+    args = ["data-report", name, "--root", str(shared_data / folder), "--image-size", "32", "--json", "--duplicates", "off",
+            "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "runs")]
+    if options:
+        args += ["--options", json.dumps(options)]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    totals = Counter()
+    for split in report["splits"].values():
+        for label, counts in split["per_class"].items():
+            totals[label] += counts["images"]
+    assert dict(totals) == expected
+    # the 14 listed X-ray files absent from the compact Cohen copy are reported and counted, not lost
+    absent = 14 if name == "cohen_covid" else 0
+    assert report["problem_count"] == absent and report["excluded"].get("missing_file", 0) == absent
+
+
+def test_data_report_command_on_the_nih_subset(shared_data, tmp_path, capsys):
+    import json
+
+    from benchmark.cli import main
+
+    assert main(["data-report", "chestxray14", "--root", str(shared_data / "nih-chestxray14-nih1000"), "--image-size", "32",
+                 "--json", "--duplicates", "off", "--cache-dir", str(tmp_path / "cache"), "--out", str(tmp_path / "runs")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert sum(split["images"] for split in report["splits"].values()) == 1000  # README: all 1000 images are in the csv
+    assert report["views"] == {"AP": 363, "PA": 637}
+    assert report["excluded"]["missing_file"] == 112120 - 1000
