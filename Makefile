@@ -8,7 +8,7 @@ DATA_ROOT ?=
 # Never wait on the Hugging Face hub: pretrained weights only come from local files.
 export HF_HUB_OFFLINE = 1
 
-.PHONY: install test benchmark leaderboard clean data
+.PHONY: install test benchmark leaderboard perf data clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ test: install
 
 benchmark: install
 	$(PY) -m benchmark run $(SUITE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) --out $(OUT)
+
+# Speed checks (not timed unit tests): siamese pairs/s, batch embedding against the two-tower forward.
+perf: install
+	$(PY) -m benchmark.siamese_throughput
 
 leaderboard: install
 	$(PY) -m benchmark leaderboard --out $(OUT)

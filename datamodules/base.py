@@ -21,7 +21,7 @@ from datamodules.cache import CachedImages, ImageCache
 from datamodules.locking import file_lock
 from datamodules.manifest import ManifestError
 from datamodules.sampling import BalancedEpochSampler
-from datamodules.splits import SPLITS, assert_patient_disjoint, assign_splits, file_sha256, read_split_csv, write_split_csv
+from datamodules.splits import EXCLUDED, SPLITS, assert_patient_disjoint, assign_splits, file_sha256, read_split_csv, write_split_csv
 from datamodules.transforms import build_transform
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,8 @@ class CXRDataModule(pl.LightningDataModule):
     is_synthetic: bool = False
     folder_names: tuple[str, ...] = ()  # sub-folders of a data root where the dataset may lie
     target_columns: tuple[str, ...] = ()  # extra manifest columns that encode_frame needs (joined onto the split in setup)
+    # Draw the split over duplicate groups (datamodules/duplicates.py), so a copied image never straddles splits.
+    group_duplicates_by_default: bool = True
 
     def __init__(
         self,
@@ -100,6 +102,7 @@ class CXRDataModule(pl.LightningDataModule):
         class_names: list[str] | None = None,
         missing: str = "skip",
         class_map: dict[str, str] | None = None,
+        group_duplicates: bool | None = None,
     ):
         super().__init__()
         self.root = Path(root).expanduser()
@@ -128,6 +131,7 @@ class CXRDataModule(pl.LightningDataModule):
         if missing not in MISSING_POLICIES:
             raise ValueError(f"{self.name}: missing={missing!r}; use one of {', '.join(MISSING_POLICIES)}")
         self.missing_policy = missing
+        self.group_duplicates = self.group_duplicates_by_default if group_duplicates is None else bool(group_duplicates)
         # Images the metadata lists that are not on disk (path, problem); filled by drop_missing.
         self.missing = pd.DataFrame({"path": pd.Series(dtype=str), "problem": pd.Series(dtype=str)})
         # Metadata rows a reader left out on purpose, by reason (e.g. {"view": 54, "unlabelled": 78}); build_manifest
@@ -223,6 +227,8 @@ class CXRDataModule(pl.LightningDataModule):
         with file_lock(self.split_path.with_suffix(".lock")):
             if not self.split_path.exists():
                 usable = manifest[~manifest["path"].isin(problems)].reset_index(drop=True)
+                if self.group_duplicates and "group_id" not in usable.columns:
+                    usable = self._join_duplicates(usable, cache)
                 split = assign_splits(usable, seed=self.split_seed, val_fraction=self.val_fraction, test_fraction=self.test_fraction)
                 write_split_csv(usable, split, self.image_root, self.split_path)
                 log.info("%s: wrote shared split %s", self.name, self.split_path)
@@ -230,6 +236,18 @@ class CXRDataModule(pl.LightningDataModule):
                 log.info("%s: reusing shared split %s", self.name, self.split_path)
         self.manifest, self._cache = manifest, cache
         return cache
+
+    def _join_duplicates(self, manifest: pd.DataFrame, cache: CachedImages) -> pd.DataFrame:
+        """Give every row a ``group_id``: its patient joined with all patients whose images duplicate its own."""
+        from datamodules.duplicates import duplicate_groups, find_duplicates
+
+        pairs = find_duplicates(cache)
+        manifest = manifest.assign(group_id=duplicate_groups(manifest, pairs))
+        joined = manifest.groupby("group_id")["patient_id"].nunique()
+        if (joined > 1).any():
+            log.info("%s: %d duplicate image pairs join %d patients into %d groups that the split keeps together",
+                     self.name, len(pairs), int(joined[joined > 1].sum()), int((joined > 1).sum()))
+        return manifest
 
     def prepare_data(self) -> None:
         self._prepare()
@@ -257,6 +275,9 @@ class CXRDataModule(pl.LightningDataModule):
             log.warning("%s: %d images of the dataset are not in the shared split file %s and are not used; "
                         "delete that file (or use a new --out) to split again", self.name, unsplit, self.split_path)
         self.excluded["not_in_split_file"] = unsplit
+        # rows the split keeps out of train/val/test: their patient (or a duplicate of one of their images) is in a
+        # fixed official val/test list (splits.assign_splits)
+        self.excluded["duplicate_or_patient_of_fixed_split"] = int((frame["split"] == EXCLUDED).sum())
         self.excluded["missing_file"] = len(self.missing)
         self.excluded.update(self.manifest_excluded)
         frame = frame[~unknown & ~unreadable].copy()
@@ -357,6 +378,14 @@ class CXRDataModule(pl.LightningDataModule):
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def _patients_joined(self) -> int:
+        """Patients that share a split group with another patient because their images are duplicates."""
+        frame = pd.concat(self.frames.values())
+        if "group_id" not in frame.columns:
+            return 0
+        per_group = frame.groupby("group_id")["patient_id"].nunique()
+        return int(per_group[per_group > 1].sum())
+
     def describe(self) -> dict[str, Any]:
         """What a result file records about the data: enough to tell exactly which images were used."""
         counts = {
@@ -374,6 +403,7 @@ class CXRDataModule(pl.LightningDataModule):
             "split_file": str(self.split_path),
             "split_sha256": self.split_sha256,
             "split_seed": self.split_seed,
+            "patients_joined_by_duplicates": self._patients_joined(),
             "counts": counts,
             "excluded": self.excluded,
             "normalization": {"kind": self.normalization, "mean": self.mean, "std": self.std},

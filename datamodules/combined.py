@@ -54,7 +54,7 @@ import pandas as pd
 
 from datamodules.base import CXRDataModule, DatasetNotFoundError
 from datamodules.cache import ImageCache
-from datamodules.duplicates import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_CORRELATION, cluster_labels, find_duplicates
+from datamodules.duplicates import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_CORRELATION, duplicate_groups, find_duplicates
 from datamodules.locking import file_lock
 from datamodules.manifest import COVID, NON_COVID, NORMAL, PNEUMONIA, ManifestError, make_manifest, multilabel_strata
 from datamodules.splits import EXCLUDED, SPLITS, read_split_csv
@@ -268,12 +268,7 @@ class CombinedDataModule(CXRDataModule):
         position = pd.Series(np.arange(len(manifest)), index=manifest["path"])
         a, b = position[pairs["path_a"]].to_numpy(), position[pairs["path_b"]].to_numpy()
         manifest = self._inherit_views(manifest, a, b)
-        # groups: patients joined with their duplicates; named after their first patient id (stable across runs)
-        patient_codes = pd.factorize(manifest["patient_id"])[0]
-        first_of_patient = pd.Series(np.arange(len(manifest))).groupby(patient_codes).transform("first").to_numpy()
-        labels = cluster_labels(len(manifest), np.r_[a, np.arange(len(manifest))], np.r_[b, first_of_patient])
-        names = pd.Series(manifest["patient_id"].to_numpy()).groupby(labels).transform("min")
-        manifest["group_id"] = names.to_numpy()
+        manifest["group_id"] = duplicate_groups(manifest, pairs)  # patients joined with their duplicates
         # source_a/source_b name the components; labels are the task's (a conflict is worth a look); a reference
         # image has no task label (None)
         labels = manifest["label"].where(manifest["role"] != REFERENCE, None).to_numpy(dtype=object)

@@ -302,3 +302,17 @@ def cluster_labels(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = np.asarray(a, np.int64), np.asarray(b, np.int64)
     graph = coo_matrix((np.ones(len(a), dtype=np.int8), (a, b)), shape=(n, n))
     return connected_components(graph, directed=False)[1]
+
+
+def duplicate_groups(manifest: pd.DataFrame, pairs: pd.DataFrame) -> np.ndarray:
+    """A group id per manifest row: a patient joined with every image that duplicates one of its images
+    (connected components), named after the group's smallest patient id so it is stable across runs. Drawing
+    the split over these groups keeps every copy of an image, and all of its patient's images, in one split."""
+    position = pd.Series(np.arange(len(manifest)), index=manifest["path"].to_numpy())
+    known = pairs["path_a"].isin(position.index) & pairs["path_b"].isin(position.index)
+    a, b = position[pairs.loc[known, "path_a"]].to_numpy(), position[pairs.loc[known, "path_b"]].to_numpy()
+    patient_codes = pd.factorize(manifest["patient_id"])[0]
+    first_of_patient = pd.Series(np.arange(len(manifest))).groupby(patient_codes).transform("first").to_numpy()
+    labels = cluster_labels(len(manifest), np.r_[a, np.arange(len(manifest))], np.r_[b, first_of_patient])
+    return pd.Series(manifest["patient_id"].to_numpy()).groupby(labels).transform("min").to_numpy()
+

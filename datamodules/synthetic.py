@@ -181,6 +181,9 @@ class SyntheticDataModule(Covid19RadiographyDataModule):
 
     name = "synthetic"
     is_synthetic = True
+    # Phantoms share one anatomical template: different patients correlate like copies, so grouping by duplicates
+    # would merge most of them. They are generated, never copied, so there is nothing to group.
+    group_duplicates_by_default = False
     classes = ("COVID-19", "normal", "pneumonia")
 
     def __init__(self, root: str | Path | None = None, *, patients_per_class: int = 100, generator_seed: int = 0, **kwargs):

@@ -84,3 +84,26 @@ def test_normalisation_comes_from_the_train_split(radiography_root, tmp_path):
 def test_missing_root_is_a_clear_error(tmp_path):
     with pytest.raises(DatasetNotFoundError, match="does not exist"):
         _dm(tmp_path / "nowhere", tmp_path).prepare_data()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_copies_of_an_image_never_straddle_splits(radiography_root, tmp_path, seed):
+    import shutil
+
+    # the database has no patient ids: the same X-ray filed under three names is three "patients" to the reader
+    for name in ("COVID-5.png", "COVID-6.png"):
+        shutil.copy(radiography_root / "COVID" / "COVID-1.png", radiography_root / "COVID" / name)
+    dm = _dm(radiography_root, tmp_path, split_seed=seed, val_fraction=0.3, test_fraction=0.3)
+    dm.prepare_data()
+    dm.setup()
+    frame = pd.concat(dm.frames.values())
+    copies = frame[frame["image"].isin(["COVID/COVID-1.png", "COVID/COVID-5.png", "COVID/COVID-6.png"])]
+    assert len(copies) == 3 and copies["split"].nunique() == 1 and copies["group_id"].nunique() == 1
+    assert dm.describe()["patients_joined_by_duplicates"] == 3
+
+
+def test_duplicate_grouping_can_be_turned_off(radiography_root, tmp_path):
+    dm = _dm(radiography_root, tmp_path, group_duplicates=False)
+    dm.prepare_data()
+    dm.setup()
+    assert "group_id" not in dm.frames["train"].columns

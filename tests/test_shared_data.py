@@ -149,7 +149,13 @@ def test_data_report_command_counts_match_the_readmes(shared_data, tmp_path, cap
     for split in report["splits"].values():
         for label, counts in split["per_class"].items():
             totals[label] += counts["images"]
-    assert dict(totals) == expected
+    kept_out = report["excluded"]["duplicate_or_patient_of_fixed_split"]  # train copies of official test images
+    if name == "kermany_pneumonia":  # official test folder: near-duplicates chain a few train patients to it
+        assert 0 < kept_out < 100
+    else:
+        assert kept_out == 0
+    assert sum(totals.values()) + kept_out == sum(expected.values())
+    assert all(expected[label] - kept_out <= totals[label] <= expected[label] for label in expected)
     # the 14 listed X-ray files absent from the compact Cohen copy are reported and counted, not lost
     absent = 14 if name == "cohen_covid" else 0
     assert report["problem_count"] == absent and report["excluded"].get("missing_file", 0) == absent
