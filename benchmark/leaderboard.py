@@ -236,7 +236,9 @@ def render(results: list[dict[str, Any]], *, source: str) -> str:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for result in results:
         groups[_group_key(result)].append(result)
-    for key in sorted(groups, key=lambda k: (not groups[k][0]["dataset"].get("synthetic"), k)):
+    # synthetic tables first (they are what `make benchmark` gives without data); within a dataset, the full task
+    # before its merged (e.g. binary) versions
+    for key in sorted(groups, key=lambda k: (not groups[k][0]["dataset"].get("synthetic"), k[0], k[1], -len(k[3]), k)):
         lines += _group_section(groups[key])
     lines += _notes(results)
     return "\n".join(lines).rstrip() + "\n"

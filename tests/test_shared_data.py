@@ -172,3 +172,22 @@ def test_data_report_command_on_the_nih_subset(shared_data, tmp_path, capsys):
     assert sum(split["images"] for split in report["splits"].values()) == 1000  # README: all 1000 images are in the csv
     assert report["views"] == {"AP": 363, "PA": 637}
     assert report["excluded"]["missing_file"] == 112120 - 1000
+
+
+def test_data_report_command_on_the_covidx_split_files(shared_data, tmp_path, capsys):
+    import json
+
+    from benchmark.cli import main
+
+    options = {"images_dir": str(shared_data / "cohen-covid-chestxray" / "images")}
+    assert main(["data-report", "covidx", "--root", str(shared_data / "covidx-splits"), "--image-size", "32", "--json",
+                 "--duplicates", "off", "--options", json.dumps(options), "--cache-dir", str(tmp_path / "cache"),
+                 "--out", str(tmp_path / "runs")]) == 0
+    report = json.loads(capsys.readouterr().out)
+    used = sum(split["images"] for split in report["splits"].values())
+    kept_out = report["excluded"]["duplicate_or_patient_of_fixed_split"]
+    # README: 447 train + 42 test cohen entries resolve to the cohen images (plus one unsourced cohen SARS line);
+    # every other line of train_COVIDx5 (13,958) and test_COVIDx5 (300) is counted as absent, none is lost.
+    assert used + kept_out == 447 + 42 + 1
+    assert report["excluded"]["missing_file"] == 13958 + 300 - (447 + 42 + 1)
+    assert report["splits"]["test"]["images"] == 42 + 1  # the official test list, as listed
