@@ -36,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--strategy", help="Lightning strategy: auto, ddp, ddp_spawn, ...")
     run.add_argument("--max-epochs", type=int, help="override every method's epochs")
     run.add_argument("--no-wandb", action="store_true", help="CSV logging only")
+    run.add_argument("--resume", action="store_true", help="skip runs whose result file already exists (an interrupted suite goes on)")
 
     board = commands.add_parser("leaderboard", help="rewrite the leaderboard from the result files")
     _common_out(board)
@@ -73,6 +74,7 @@ def cmd_run(args) -> int:
 
     from benchmark.config import load_suite
     from benchmark.leaderboard import write_leaderboard
+    from benchmark.results import result_path
     from benchmark.runner import run_one
 
     overrides = {k: v for k, v in {"accelerator": args.accelerator, "devices": _devices(args.devices), "strategy": args.strategy, "max_epochs": args.max_epochs}.items() if v is not None}
@@ -82,6 +84,9 @@ def cmd_run(args) -> int:
             spec.logging = {**spec.logging, "wandb": False}
     log.info("suite %s: %d run(s)", suite.name, len(suite.runs))
     for number, spec in enumerate(suite.runs, 1):
+        if args.resume and result_path(args.out, spec.run_id).exists():
+            log.info("[%d/%d] %s: result exists, skipped (--resume)", number, len(suite.runs), spec.run_id)
+            continue
         log.info("[%d/%d] %s", number, len(suite.runs), spec.run_id)
         result = run_one(spec, out_dir=args.out, cache_dir=args.cache_dir, command=args.command_line)
         if result is not None:
@@ -152,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    args.command_line = " ".join(["python -m benchmark"] + [shlex.quote(a) for a in argv])
+    # the command a result cites; --resume only decides which runs happen, not what they compute
+    args.command_line = " ".join(["python -m benchmark"] + [shlex.quote(a) for a in argv if a != "--resume"])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     handlers = {"run": cmd_run, "leaderboard": cmd_leaderboard, "data-report": cmd_data_report, "download": cmd_download, "list": cmd_list}
     try:

@@ -97,3 +97,14 @@ def test_multilabel_results_get_an_auroc_table(tmp_path):
     assert "| Method | Seeds | Macro AUROC | Macro F1 @0.5 | AUROC Atelectasis | AUROC Mass |" in board
     assert "| densenet | 0 | 0.700 | 0.200 | 0.650 | 0.750 |" in board
     assert "Reproduce: `python -m benchmark run configs/x.yaml`" in board
+
+
+def test_resume_skips_finished_runs(tmp_path, caplog):
+    suite = _suite(tmp_path)
+    first = _run(tmp_path, suite)
+    args = ["run", str(suite), "--out", str(tmp_path / "runs"), "--leaderboard", str(tmp_path / "leaderboard.md"), "--cache-dir", str(tmp_path / "cache"), "--resume"]
+    with caplog.at_level("INFO"):
+        assert main(args) == 0
+    assert "skipped (--resume)" in caplog.text
+    again = json.loads((tmp_path / "runs/results/synthetic/tiny_single_net/seed0.json").read_text())
+    assert again["written_at"] == first["written_at"] and "--resume" not in again["command"]
