@@ -36,11 +36,9 @@ class AgchungDataModule(FindingsDataModule):
 
     @classmethod
     def looks_like_root(cls, path: Path) -> bool:
-        if not ((path / "metadata.csv").is_file() and (path / "images").is_dir()):
+        columns = cls.metadata_columns(path)
+        if not columns:
             return False
-        with open(path / "metadata.csv", "rb") as handle:
-            header = handle.readline().decode("latin-1")
-        columns = [c.strip() for c in header.split(",")]
         if cls.image_column:
             return cls.image_column in columns
         return "imagename" not in columns and "filename" not in columns  # not Actualmed, not ieee8023

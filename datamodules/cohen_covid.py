@@ -68,6 +68,14 @@ class FindingsDataModule(CXRDataModule):
         self.views = None if views is None else tuple(views)
         self.classes = (COVID, NORMAL, PNEUMONIA) if task == "three_class" else (COVID, NON_COVID)
 
+    @staticmethod
+    def metadata_columns(path: Path) -> list[str]:
+        """The header of ``path/metadata.csv`` beside an ``images/`` folder, or [] when the layout is not there."""
+        if not ((path / "metadata.csv").is_file() and (path / "images").is_dir()):
+            return []
+        with open(path / "metadata.csv", "rb") as handle:
+            return [c.strip() for c in handle.readline().decode("latin-1").split(",")]
+
     @property
     def variant(self) -> str:
         if self.views is None:
@@ -92,11 +100,7 @@ class CohenCovidDataModule(FindingsDataModule):
 
     @classmethod
     def looks_like_root(cls, path: Path) -> bool:
-        if not ((path / "metadata.csv").is_file() and (path / "images").is_dir()):
-            return False
-        with open(path / "metadata.csv", "rb") as handle:
-            header = handle.readline().decode("latin-1")
-        return "filename" in [c.strip() for c in header.split(",")]  # the agchung collections have no such column
+        return "filename" in cls.metadata_columns(path)  # the agchung collections have no such column
 
     def _label(self, category: str, finding: str, path: Path, line: int) -> str | None:
         if category == "unknown":

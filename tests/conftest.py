@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
+from torch.utils.data import Dataset
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("WANDB_MODE", "offline")
@@ -35,3 +37,21 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not available at {SHARED_DATA}")
     return SHARED_DATA
+
+
+class HalvesDataset(Dataset):
+    """A separable toy set for "the loss falls" tests: class 0 has a dark left half, class 1 a bright one."""
+
+    def __init__(self, n: int = 32, size: int = 32):
+        generator = torch.Generator().manual_seed(0)
+        self.labels = torch.arange(n) % 2
+        self.images = torch.randn(n, 1, size, size, generator=generator) * 0.3
+        for i, label in enumerate(self.labels):
+            self.images[i, :, :, : size // 2] += 1.0 if label else -1.0
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"image": self.images[i], "label": self.labels[i], "index": i}
+

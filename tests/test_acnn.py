@@ -4,29 +4,15 @@ import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from conftest import HalvesDataset
 from lightning_modules import get_task_class
 from lightning_modules.backbones.acnn import ACNN, AtrousBlock
 
 CLASSES = ["COVID-19", "non-COVID"]
 
 
-class Halves(Dataset):
-    """Class 0: dark left half, class 1: dark right half."""
-
-    def __init__(self, n=32, size=32):
-        g = torch.Generator().manual_seed(0)
-        self.labels = torch.arange(n) % 2
-        self.images = torch.randn(n, 1, size, size, generator=g) * 0.3
-        for i, label in enumerate(self.labels):
-            self.images[i, :, :, : size // 2] += 1.0 if label else -1.0
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return {"image": self.images[i], "label": self.labels[i], "index": i}
 
 
 def _acnn(image_size=32, depth=16, **kwargs):
@@ -65,7 +51,7 @@ def test_loss_falls_on_a_separable_toy_set():
     pl.seed_everything(0)
     task = _acnn(depth=4, optimizer={"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]})
     optimizer = task.configure_optimizers()
-    batch = next(iter(DataLoader(Halves(), batch_size=32)))
+    batch = next(iter(DataLoader(HalvesDataset(), batch_size=32)))
     losses = []
     for _ in range(15):
         loss = task.criterion(task(batch["image"]), batch["label"])
@@ -78,7 +64,7 @@ def test_loss_falls_on_a_separable_toy_set():
 
 def test_trains_two_steps_with_a_lightning_trainer(tmp_path):
     task = _acnn(depth=2, loss={"name": "weighted_cross_entropy", "beta": 0.75})
-    loader = DataLoader(Halves(16), batch_size=8)
+    loader = DataLoader(HalvesDataset(16), batch_size=8)
     trainer = pl.Trainer(max_steps=2, limit_val_batches=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, default_root_dir=tmp_path)
     trainer.fit(task, loader, loader)
     assert trainer.global_step == 2 and "val/balanced_accuracy" in trainer.callback_metrics

@@ -1,25 +1,9 @@
 import pytorch_lightning as pl
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
+from conftest import HalvesDataset
 from lightning_modules import get_task_class
-
-
-class Separable(Dataset):
-    """Class 0: dark left half, class 1: dark right half."""
-
-    def __init__(self, n=64):
-        g = torch.Generator().manual_seed(0)
-        self.labels = torch.arange(n) % 2
-        self.images = torch.randn(n, 1, 64, 64, generator=g) * 0.3
-        for i, label in enumerate(self.labels):
-            self.images[i, :, :, :32] += 1.0 if label else -1.0
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return {"image": self.images[i], "label": self.labels[i], "index": i}
 
 
 def _task():
@@ -32,7 +16,7 @@ def test_loss_falls_on_a_separable_toy_set():
     pl.seed_everything(0)
     task = _task()
     optimizer = task.configure_optimizers()
-    batch = next(iter(DataLoader(Separable(), batch_size=32, shuffle=True)))
+    batch = next(iter(DataLoader(HalvesDataset(64, 64), batch_size=32, shuffle=True)))
     losses = []
     for _ in range(40):
         loss = task.criterion(task(batch["image"]), batch["label"])
@@ -45,7 +29,7 @@ def test_loss_falls_on_a_separable_toy_set():
 
 def test_trains_two_steps_with_a_lightning_trainer(tmp_path):
     task = _task()
-    loader = DataLoader(Separable(16), batch_size=8)
+    loader = DataLoader(HalvesDataset(16, 64), batch_size=8)
     trainer = pl.Trainer(max_steps=2, limit_val_batches=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, default_root_dir=tmp_path)
     trainer.fit(task, loader, loader)
     assert trainer.global_step == 2

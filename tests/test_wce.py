@@ -7,29 +7,15 @@ import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from benchmark.evaluate import evaluate
 from benchmark.leaderboard import gain, gain_score, one_vs_rest_accuracy
+from conftest import HalvesDataset
 from lightning_modules import get_task_class
 from lightning_modules.losses import build_loss
 
 
-class Halves(Dataset):
-    """Class 0: dark left half, class 1: dark right half."""
-
-    def __init__(self, n=32, size=32):
-        g = torch.Generator().manual_seed(0)
-        self.labels = torch.arange(n) % 2
-        self.images = torch.randn(n, 1, size, size, generator=g) * 0.3
-        for i, label in enumerate(self.labels):
-            self.images[i, :, :, : size // 2] += 1.0 if label else -1.0
-
-    def __len__(self):
-        return len(self.labels)
-
-    def __getitem__(self, i):
-        return {"image": self.images[i], "label": self.labels[i], "index": i}
 
 
 CLASSES = ["COVID-19", "non-COVID"]
@@ -124,7 +110,7 @@ def test_resnet50_loss_falls_on_a_separable_toy_set():
     pl.seed_everything(0)
     task = _resnet()
     optimizer = task.configure_optimizers()
-    batch = next(iter(DataLoader(Halves(), batch_size=32)))
+    batch = next(iter(DataLoader(HalvesDataset(), batch_size=32)))
     losses = []
     for _ in range(12):
         loss = task.criterion(task(batch["image"]), batch["label"])
@@ -137,7 +123,7 @@ def test_resnet50_loss_falls_on_a_separable_toy_set():
 
 def test_resnet50_trains_two_steps_with_a_lightning_trainer(tmp_path):
     task = _resnet()
-    loader = DataLoader(Halves(16), batch_size=8)
+    loader = DataLoader(HalvesDataset(16), batch_size=8)
     trainer = pl.Trainer(max_steps=2, limit_val_batches=1, logger=False, enable_checkpointing=False, enable_progress_bar=False, default_root_dir=tmp_path)
     trainer.fit(task, loader, loader)
     assert trainer.global_step == 2 and "val/ppcr/COVID-19" in trainer.callback_metrics
