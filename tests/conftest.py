@@ -55,3 +55,17 @@ class HalvesDataset(Dataset):
     def __getitem__(self, i: int) -> dict:
         return {"image": self.images[i], "label": self.labels[i], "index": i}
 
+
+def train_losses(task, batch: dict, steps: int) -> list[float]:
+    """Plain optimisation steps of a task on one batch, for "the loss falls" tests: the loss after each step."""
+    optimizer = task.configure_optimizers()
+    optimizer = optimizer["optimizer"] if isinstance(optimizer, dict) else optimizer
+    losses = []
+    for _ in range(steps):
+        loss = task.criterion(task(batch["image"]), batch["label"])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+

@@ -6,7 +6,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import HalvesDataset
+from conftest import HalvesDataset, train_losses
 from lightning_modules import get_task_class
 from lightning_modules.backbones.acnn import ACNN, AtrousBlock
 
@@ -50,15 +50,8 @@ def test_paper_width_has_about_8m_parameters():
 def test_loss_falls_on_a_separable_toy_set():
     pl.seed_everything(0)
     task = _acnn(depth=4, optimizer={"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]})
-    optimizer = task.configure_optimizers()
     batch = next(iter(DataLoader(HalvesDataset(), batch_size=32)))
-    losses = []
-    for _ in range(15):
-        loss = task.criterion(task(batch["image"]), batch["label"])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = train_losses(task, batch, 15)
     assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
 
 

@@ -2,7 +2,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader
 
-from conftest import HalvesDataset
+from conftest import HalvesDataset, train_losses
 from lightning_modules import get_task_class
 
 
@@ -15,15 +15,8 @@ def _task():
 def test_loss_falls_on_a_separable_toy_set():
     pl.seed_everything(0)
     task = _task()
-    optimizer = task.configure_optimizers()
     batch = next(iter(DataLoader(HalvesDataset(64, 64), batch_size=32, shuffle=True)))
-    losses = []
-    for _ in range(40):
-        loss = task.criterion(task(batch["image"]), batch["label"])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = train_losses(task, batch, 40)
     assert sum(losses[-5:]) / 5 < 0.5 * sum(losses[:5]) / 5
 
 

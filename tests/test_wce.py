@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader
 
 from benchmark.evaluate import evaluate
 from benchmark.leaderboard import gain, gain_score, one_vs_rest_accuracy
-from conftest import HalvesDataset
+from conftest import HalvesDataset, train_losses
 from lightning_modules import get_task_class
 from lightning_modules.losses import build_loss
 
@@ -109,15 +109,8 @@ def test_resnet50_shapes_and_parameter_count():
 def test_resnet50_loss_falls_on_a_separable_toy_set():
     pl.seed_everything(0)
     task = _resnet()
-    optimizer = task.configure_optimizers()
     batch = next(iter(DataLoader(HalvesDataset(), batch_size=32)))
-    losses = []
-    for _ in range(12):
-        loss = task.criterion(task(batch["image"]), batch["label"])
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+    losses = train_losses(task, batch, 12)
     assert np.mean(losses[-3:]) < 0.7 * np.mean(losses[:3])
 
 
