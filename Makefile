@@ -23,9 +23,11 @@ test: install
 benchmark: install
 	$(PY) -m benchmark run $(SUITE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) --out $(OUT)
 
-# Speed checks (not timed unit tests): siamese pairs/s, batch embedding against the two-tower forward.
+# Speed checks (not timed unit tests): siamese pairs/s, batch embedding against the two-tower forward; training
+# images/s of the Lightning path against a plain PyTorch loop (docs/perf.md has the GPU paper-profile figures).
 perf: install
 	$(PY) -m benchmark.siamese_throughput
+	$(PY) -m benchmark.training_throughput
 
 leaderboard: install
 	$(PY) -m benchmark leaderboard --out $(OUT)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 DEFAULT_OUT = Path("runs")
+DEFAULT_LEADERBOARD = Path("leaderboard.md")
 DEFAULT_CACHE = Path(os.environ.get("CXRBENCH_CACHE", ".cache/cxrbench"))
 
 log = logging.getLogger("benchmark")
@@ -18,7 +19,9 @@ log = logging.getLogger("benchmark")
 
 def _common_out(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results, splits, logs and predictions go here (default: runs)")
-    parser.add_argument("--leaderboard", type=Path, default=Path("leaderboard.md"), help="markdown file to (re)write (default: leaderboard.md)")
+    parser.add_argument("--leaderboard", type=Path, help="markdown file to (re)write (default: leaderboard.md, or <out>/leaderboard.md "
+                        "when leaderboard.md was generated from another results store)")
+    parser.add_argument("--replace-leaderboard", action="store_true", help="replace the leaderboard file even if it was generated from another results store")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -36,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--strategy", help="Lightning strategy: auto, ddp, ddp_spawn, ...")
     run.add_argument("--max-epochs", type=int, help="override every method's epochs")
     run.add_argument("--no-wandb", action="store_true", help="CSV logging only")
-    run.add_argument("--resume", action="store_true", help="skip runs whose result file already exists (an interrupted suite goes on)")
+    run.add_argument("--resume", action="store_true", help="skip runs whose result file exists with the same configuration fingerprint (an interrupted suite goes on)")
 
     board = commands.add_parser("leaderboard", help="rewrite the leaderboard from the result files")
     _common_out(board)
@@ -69,14 +72,44 @@ def _devices(value: str | None):
     return [int(v) for v in value.split(",") if v] if "," in value else (value if value == "auto" else int(value))
 
 
+def _leaderboard_target(args) -> tuple[Path, str | None]:
+    """Where this command's leaderboard goes, and why when not where asked: a page generated from another results
+    store is never replaced unless --replace-leaderboard; an explicit --leaderboard target of another store is an
+    error, the default one gives way to <out>/leaderboard.md."""
+    from benchmark.config import ConfigError
+    from benchmark.leaderboard import foreign_store
+
+    results_dir = args.out / "results"
+    target = args.leaderboard or DEFAULT_LEADERBOARD
+    problem = None if args.replace_leaderboard else foreign_store(target, results_dir)
+    if problem is None:
+        return target, None
+    if args.leaderboard is None:
+        fallback = args.out / "leaderboard.md"
+        fallback_problem = foreign_store(fallback, results_dir)
+        if fallback_problem is None:
+            return fallback, f"{problem}: writing {fallback} instead (--replace-leaderboard replaces {target})"
+        problem = fallback_problem
+    raise ConfigError(f"{problem}; pass --replace-leaderboard to replace it, or choose another --leaderboard")
+
+
+def _resume_reason(spec, out_dir: Path) -> str | None:
+    """Why --resume runs ``spec`` again (None: its result exists with the same configuration fingerprint)."""
+    from benchmark.results import result_path, resume_reason
+
+    return resume_reason(result_path(out_dir, spec.run_id), spec)
+
+
 def cmd_run(args) -> int:
     from pytorch_lightning.utilities import rank_zero_only
 
     from benchmark.config import load_suite
     from benchmark.leaderboard import write_leaderboard
-    from benchmark.results import result_path
     from benchmark.runner import run_one
 
+    target, note = _leaderboard_target(args)  # before any training: a run never ends unable to write its leaderboard
+    if note and rank_zero_only.rank == 0:
+        log.warning("%s", note)
     overrides = {k: v for k, v in {"accelerator": args.accelerator, "devices": _devices(args.devices), "strategy": args.strategy, "max_epochs": args.max_epochs}.items() if v is not None}
     suite = load_suite(args.suite, data_root=args.data_root, seeds=args.seeds, trainer_overrides=overrides)
     if args.no_wandb:
@@ -84,17 +117,20 @@ def cmd_run(args) -> int:
             spec.logging = {**spec.logging, "wandb": False}
     log.info("suite %s: %d run(s)", suite.name, len(suite.runs))
     for number, spec in enumerate(suite.runs, 1):
-        if args.resume and result_path(args.out, spec.run_id).exists():
-            log.info("[%d/%d] %s: result exists, skipped (--resume)", number, len(suite.runs), spec.run_id)
-            continue
+        if args.resume:
+            reason = _resume_reason(spec, args.out)
+            if reason is None:
+                log.info("[%d/%d] %s: result exists with the same configuration, skipped (--resume)", number, len(suite.runs), spec.run_id)
+                continue
+            (log.info if reason == "no result yet" else log.warning)("[%d/%d] %s: running again (--resume): %s", number, len(suite.runs), spec.run_id, reason)
         log.info("[%d/%d] %s", number, len(suite.runs), spec.run_id)
         result = run_one(spec, out_dir=args.out, cache_dir=args.cache_dir, command=args.command_line)
         if result is not None:
             metrics = result["metrics"]
             log.info("%s: test accuracy %s, macro AUROC %s", spec.run_id, _fmt(metrics.get("accuracy")), _fmt(metrics.get("auroc")))
     if rank_zero_only.rank == 0:
-        path = write_leaderboard(args.out, args.leaderboard)
-        print(f"leaderboard written: {path}")
+        path = write_leaderboard(args.out, target, replace=args.replace_leaderboard)
+        print(f"leaderboard written: {path}" + (f" ({note})" if note else ""))
     return 0
 
 
@@ -103,9 +139,14 @@ def _fmt(value) -> str:
 
 
 def cmd_leaderboard(args) -> int:
+    from benchmark.config import ConfigError
     from benchmark.leaderboard import write_leaderboard
 
-    print(f"leaderboard written: {write_leaderboard(args.out, args.leaderboard)}")
+    if not (args.out / "results").is_dir():  # a misspelled --out must not wipe a leaderboard
+        raise ConfigError(f"results folder {args.out / 'results'} does not exist")
+    target, note = _leaderboard_target(args)
+    path = write_leaderboard(args.out, target, replace=args.replace_leaderboard)
+    print(f"leaderboard written: {path}" + (f" ({note})" if note else ""))
     return 0
 
 
@@ -154,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
     from benchmark.config import ConfigError
     from datamodules.base import DatasetNotFoundError
     from datamodules.manifest import ManifestError
+    from datamodules.splits import LeakageError
+    from lightning_modules.weights import StartWeightsError
 
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
@@ -163,6 +206,6 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"run": cmd_run, "leaderboard": cmd_leaderboard, "data-report": cmd_data_report, "download": cmd_download, "list": cmd_list}
     try:
         return handlers[args.command](args)
-    except (ConfigError, DatasetNotFoundError, ManifestError) as error:
+    except (ConfigError, DatasetNotFoundError, ManifestError, LeakageError, StartWeightsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

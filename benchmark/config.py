@@ -48,24 +48,49 @@ def _read_yaml(path: Path) -> dict:
 
 
 def load_method(path: str | Path) -> dict:
-    """A method config with its ``extends`` chain resolved; ``id`` is the file's stem."""
-    path = Path(path)
-    data = _read_yaml(path)
-    parent = data.pop("extends", None)
-    if parent:
-        base = load_method(path.parent / parent)
-        inherited_deviations = base.get("deviations", [])
-        data = deep_merge(base, data)
-        data["deviations"] = inherited_deviations + [d for d in data.get("deviations", []) if d not in inherited_deviations]
-    if "method" not in data:
-        raise ConfigError(f"{path}: missing key 'method' (the LightningModule name, e.g. single_net)")
-    from lightning_modules import TASKS
+    """A method config with its ``extends`` chain resolved and every section validated (benchmark/schema.py):
+    ``model``, ``task``, ``optimizer``, ``monitor``... come back with their defaults filled; ``data`` and
+    ``trainer`` hold only the keys given (they are validated whole once merged with the suite's). ``id`` is the
+    file's stem."""
+    from benchmark.schema import METHOD_SCHEMAS, DataConfig, MethodFile, TrainerConfig, validate
 
-    if data["method"] not in TASKS:
-        raise ConfigError(f"{path}: unknown method {data['method']!r}; known: {', '.join(sorted(TASKS))}")
+    path = Path(path)
+    data, chain = _merged_method(path)
+    where = str(path) if len(chain) == 1 else f"{path} (extends {' -> '.join(str(p.name) for p in chain[1:])})"
+    if "method" not in data:
+        raise ConfigError(f"{where}: missing key 'method' (the LightningModule name, e.g. single_net)")
     data["id"] = path.stem
     data["file"] = str(path)
-    return data
+    method = validate(MethodFile, data, where=where)
+    model, task = METHOD_SCHEMAS[method["method"]]
+    method["model"] = validate(model, method["model"], where=where, section="model")
+    method["task"] = validate(task, method["task"], where=where, section="task")
+    method["data"] = validate(DataConfig, method["data"], where=where, section="data", partial=True)
+    method["trainer"] = validate(TrainerConfig, method["trainer"], where=where, section="trainer", partial=True)
+    return method
+
+
+NAMED_SECTIONS = ("loss", "optimizer", "scheduler")  # a child that names another kind replaces the whole section
+
+
+def _merged_method(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, list[Path]]:
+    """The raw method mapping with its ``extends`` parents deep-merged under it (child wins), and the file chain."""
+    if path.resolve() in seen:
+        raise ConfigError(f"{path}: `extends` loops back to itself ({' -> '.join(p.name for p in seen)})")
+    data = _read_yaml(path)
+    parent = data.pop("extends", None)
+    if not parent:
+        return data, [path]
+    if not isinstance(parent, str):
+        raise ConfigError(f"{path}: extends: expected a file name, got {parent!r}")
+    base, chain = _merged_method(path.parent / parent, seen + (path.resolve(),))
+    for key in NAMED_SECTIONS:
+        if isinstance(data.get(key), dict) and isinstance(base.get(key), dict) and data[key].get("name", base[key].get("name")) != base[key].get("name"):
+            base[key] = {}
+    inherited_deviations = base.get("deviations") or []
+    merged = deep_merge(base, data)
+    merged["deviations"] = inherited_deviations + [d for d in data.get("deviations") or [] if d not in inherited_deviations]
+    return merged, [path] + chain
 
 
 @dataclass
@@ -97,16 +122,22 @@ class Suite:
 
 
 def load_suite(path: str | Path, *, data_root: str | Path | None = None, seeds: list[int] | None = None, trainer_overrides: dict | None = None) -> Suite:
+    """Read, validate and expand a suite: one RunSpec per (dataset, method, seed), each with the effective
+    settings (suite over method over defaults), validated before anything is trained or written."""
+    from benchmark.schema import DataConfig, SuiteFile, TrainerConfig, validate
+
     path = Path(path)
-    raw = _read_yaml(path)
-    for key in ("datasets", "methods"):
-        if not raw.get(key):
-            raise ConfigError(f"{path}: missing or empty key {key!r}")
-    suite_data = raw.get("data", {}) or {}
-    suite_trainer = deep_merge(raw.get("trainer", {}) or {}, trainer_overrides or {})
+    raw = validate(SuiteFile, _read_yaml(path), where=str(path), partial=True)
+    suite_data = validate(DataConfig, raw.get("data"), where=str(path), section="data", partial=True)
+    suite_trainer = validate(TrainerConfig, raw.get("trainer"), where=str(path), section="trainer", partial=True)
+    overrides = validate(TrainerConfig, trainer_overrides or {}, where="command line", section="trainer", partial=True)
+    suite_trainer = deep_merge(suite_trainer, overrides)
+    settings = validate(SuiteFile, raw, where=str(path))  # defaults filled: logging, leaderboard
+    name = raw.get("name") or path.stem
     datasets = [_dataset_entry(entry, path, data_root, raw) for entry in raw["datasets"]]
     methods = [load_method(path.parent / m) for m in raw["methods"]]
     run_seeds = seeds if seeds is not None else raw.get("seeds", [0])
+    leaderboard = {k: v for k, v in settings["leaderboard"].items() if v is not None}
     runs = []
     for dataset in datasets:
         for method in methods:
@@ -115,12 +146,51 @@ def load_suite(path: str | Path, *, data_root: str | Path | None = None, seeds: 
                 data.pop(key, None)
                 if key in suite_data:
                     data[key] = suite_data[key]
-            trainer = deep_merge(method.get("trainer", {}), suite_trainer)
+            where = f"{path} with {method['file']}"
+            data = validate(DataConfig, data, where=where, section="data")
+            trainer = validate(TrainerConfig, deep_merge(method.get("trainer", {}), suite_trainer), where=where, section="trainer")
             grid = _grid_search(raw.get("grid_search"), method, path)
             for seed in run_seeds:
-                runs.append(RunSpec(raw.get("name", path.stem), dataset, method, int(seed), data, trainer, raw.get("logging", {}) or {},
-                                    grid_search=copy.deepcopy(grid), leaderboard=copy.deepcopy(raw.get("leaderboard") or {})))
-    return Suite(raw.get("name", path.stem), path, raw.get("description", ""), runs, raw)
+                spec = RunSpec(name, dataset, method, int(seed), data, trainer, settings["logging"],
+                               grid_search=copy.deepcopy(grid), leaderboard=copy.deepcopy(leaderboard))
+                runs.append(spec)
+            if grid:
+                _validate_grid_points(runs[-1], grid, where=f"{method['file']} grid_search")
+    _check_start_weights(methods)
+    return Suite(name, path, raw.get("description", ""), runs, raw)
+
+
+def _check_start_weights(methods: list[dict]) -> None:
+    """Every start-weights file exists and holds a state dict, before anything trains (its keys are matched
+    against the model when the run builds it)."""
+    from lightning_modules.weights import read_state_dict
+
+    files = {spec if isinstance(spec, str) else spec["file"] for spec in (m.get("start_weights") for m in methods) if spec}
+    for file in sorted(files):
+        read_state_dict(file)
+
+
+def validate_spec(spec: RunSpec, *, where: str) -> RunSpec:
+    """A spec whose sections are validated again (a grid point changes them); defaults filled."""
+    from dataclasses import replace
+
+    from benchmark.schema import METHOD_SCHEMAS, DataConfig, MethodFile, TrainerConfig, validate
+
+    method = validate(MethodFile, spec.method, where=where)
+    model, task = METHOD_SCHEMAS[method["method"]]
+    method["model"] = validate(model, method["model"], where=where, section="model")
+    method["task"] = validate(task, method["task"], where=where, section="task")
+    return replace(spec, method=method, data=validate(DataConfig, spec.data, where=where, section="data"),
+                   trainer=validate(TrainerConfig, spec.trainer, where=where, section="trainer"))
+
+
+def _validate_grid_points(spec: RunSpec, grid: dict, *, where: str) -> None:
+    """Every point of a grid search is a valid configuration (a typo in an axis fails before any training)."""
+    from benchmark.grid_search import apply, parse_grid, points
+
+    axes, overrides = parse_grid(grid, where=where)
+    for values in points(axes):
+        validate_spec(apply(spec, values, overrides), where=f"{where} point {values}")
 
 
 def _grid_search(suite_grid: Any, method: dict, path: Path) -> dict | None:
@@ -137,18 +207,20 @@ def _grid_search(suite_grid: Any, method: dict, path: Path) -> dict | None:
 
 
 def _dataset_entry(entry: Any, path: Path, data_root: str | Path | None, raw: dict) -> dict:
-    """Resolve which dataset a suite entry means: with no data root, a suite that allows it uses the phantoms."""
+    """Resolve which dataset a suite entry means: with no data root, a suite that allows it uses the phantoms.
+    Its ``options`` are checked against that DataModule's own arguments."""
+    from benchmark.schema import closest, dataset_options
     from datamodules import DATAMODULES
 
-    entry = {"name": entry} if isinstance(entry, str) else dict(entry)
-    if "name" not in entry:
-        raise ConfigError(f"{path}: every entry of 'datasets' needs a 'name'")
+    entry = {"name": entry} if isinstance(entry, str) else {k: v for k, v in entry.items() if v is not None}
     if entry["name"] not in DATAMODULES:
-        raise ConfigError(f"{path}: unknown dataset {entry['name']!r}; known: {', '.join(sorted(DATAMODULES))}")
+        raise ConfigError(f"{path}: datasets: unknown dataset {entry['name']!r}{closest(entry['name'], DATAMODULES)} (known: {', '.join(sorted(DATAMODULES))})")
     if data_root is not None:
         entry["data_root"] = str(data_root)
     elif "root" not in entry and raw.get("synthetic_without_data_root"):
         entry = {"name": "synthetic", "stands_in_for": entry["name"], **{k: v for k, v in entry.items() if k not in ("name",)}}
     elif "root" not in entry and entry["name"] != "synthetic":
         raise ConfigError(f"{path}: dataset {entry['name']!r} needs a data root (--data-root DIR or DATA_ROOT=DIR)")
-    return entry
+    # the options go to the DataModule that runs (the phantoms, where they stand in for a dataset)
+    options = dataset_options(DATAMODULES[entry["name"]], entry.pop("options", None) or {}, where=f"{path}: datasets.{entry.get('stands_in_for', entry['name'])}.options")
+    return {**entry, "options": options} if options else entry

@@ -23,6 +23,11 @@ Resuming. Data arrive in ``<name>.part``; an interrupted download leaves it, and
 the rest (HTTP ``Range: bytes=<size>-``). A server that ignores the range (answers 200) is read from the start
 again; a range beyond the end (416) means the part is complete and is verified as is.
 
+Extracting. Archives are unpacked into a staging folder under the data root, member by member with tarfile's
+``data`` filter, and moved into place only when complete. A member that would land outside the folder (``..``,
+links out of it or to absolute paths, devices) or an unreadable archive is a DownloadError naming the archive and
+the member; the staging folder is deleted, so nothing is left behind.
+
 Not downloadable without an account (``SOURCES`` with ``manual``): the COVID-19 Radiography Database and the Kermany
 pneumonia set (Kaggle), ChestX-ray14 (NIH, also on Kaggle), CheXpert (Stanford AIMI, registration) and the COVIDx
 images. For the Kaggle ones the kaggle CLI is used when it is on PATH and configured (``~/.kaggle/kaggle.json`` or
@@ -44,6 +49,7 @@ import tempfile
 import urllib.error
 import urllib.request
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -269,19 +275,63 @@ def _already_extracted(root: Path, remote: RemoteFile, lock: Lock) -> bool:
     return expected is not None and json.loads(marker.read_text()).get("sha256") == expected
 
 
+REFUSED = {  # tarfile's "data" filter errors, in words
+    "OutsideDestinationError": "its path leads out of the archive's folder",
+    "AbsolutePathError": "an absolute path",
+    "AbsoluteLinkError": "a link to an absolute path",
+    "LinkOutsideDestinationError": "a link that points out of the archive's folder",
+    "SpecialFileError": "a device or other special file",
+}
+
+
 def _unpack(archive: Path, into: Path) -> None:
+    """Unpack into ``into`` (a staging folder the caller deletes on error); a refused member or an unreadable
+    archive is a DownloadError naming the archive and the member."""
     name = archive.name.lower()
     if name.endswith((".tar.gz", ".tgz", ".tar")):
-        with tarfile.open(archive) as tar:
-            tar.extractall(into, filter="data") if hasattr(tarfile, "data_filter") else tar.extractall(into)  # noqa: S202
+        _untar(archive, into)
     elif name.endswith(".zip"):
-        with zipfile.ZipFile(archive) as package:
-            for member in package.namelist():
-                if member.startswith("/") or ".." in Path(member).parts:
-                    raise DownloadError(f"{archive.name}: unsafe path {member!r} in the archive")
-            package.extractall(into)
+        try:
+            with zipfile.ZipFile(archive) as package:
+                for member in package.namelist():
+                    if member.startswith("/") or ".." in Path(member).parts:
+                        raise DownloadError(f"{archive.name}: unsafe path {member!r} in the archive; nothing was extracted")
+                package.extractall(into)
+        except (zipfile.BadZipFile, EOFError, zlib.error) as error:
+            raise DownloadError(f"{archive.name}: not a readable zip archive ({error}); nothing was extracted; "
+                                f"delete it and its entry in {LOCK_FILE} to download it again") from None
     else:
         raise DownloadError(f"{archive.name}: unknown archive type")
+
+
+def _untar(archive: Path, into: Path) -> None:
+    """Extract member by member with tarfile's "data" filter, so a refusal names its member."""
+    member = None
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar:
+                if hasattr(tarfile, "data_filter"):
+                    tar.extract(member, into, filter="data")
+                else:  # Python without the extraction filters: refuse what the "data" filter would
+                    _check_member(archive, member)
+                    tar.extract(member, into)  # noqa: S202
+    except tarfile.FilterError as error:
+        reason = REFUSED.get(type(error).__name__, str(error))
+        raise DownloadError(f"{archive.name}: member {error.tarinfo.name!r} refused ({reason}); nothing was extracted") from None
+    except (tarfile.TarError, EOFError, zlib.error) as error:
+        where = f" after member {member.name!r}" if member is not None else ""
+        detail = str(error).splitlines()[0].rstrip(":") if str(error) else type(error).__name__
+        raise DownloadError(f"{archive.name}: not a readable tar archive{where} ({detail}); nothing was extracted; "
+                            f"delete it and its entry in {LOCK_FILE} to download it again") from None
+
+
+def _check_member(archive: Path, member: tarfile.TarInfo) -> None:
+    """The "data" filter's refusals, for Pythons that lack it: paths or links out of the folder, special files."""
+    paths = [member.name] + ([member.linkname] if member.issym() or member.islnk() else [])
+    outside = any(p.startswith("/") or ".." in Path(p).parts for p in paths)
+    if outside or not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+        reason = "its path or link leads out of the archive's folder" if outside else "a device or other special file"
+        raise DownloadError(f"{archive.name}: member {member.name!r} refused ({reason}); nothing was extracted")
 
 
 # ----- the sets behind a login -----

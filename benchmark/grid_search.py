@@ -124,18 +124,19 @@ def run_grid_search(spec, *, out_dir: Path, cache_dir: Path) -> tuple[dict[str, 
 
 
 def _reusable(record: Path, fingerprint: str) -> dict | None:
-    if not record.exists():
-        return None
+    """The recorded search if it exists, parses and has this fingerprint; an unreadable record means search again."""
     try:
-        summary = json.loads(record.read_text())
-    except json.JSONDecodeError:
+        summary = json.loads(record.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
         return None
-    return summary if summary.get("fingerprint") == fingerprint else None
+    return summary if isinstance(summary, dict) and summary.get("fingerprint") == fingerprint else None
 
 
 def _write(record: Path, summary: dict) -> None:
+    """Write the search record atomically (rank 0 only), so a concurrent reader never sees half of it."""
     from pytorch_lightning.utilities import rank_zero_only
 
+    from datamodules.atomic import atomic_write_text
+
     if rank_zero_only.rank == 0:
-        record.parent.mkdir(parents=True, exist_ok=True)
-        record.write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        atomic_write_text(record, json.dumps(summary, indent=2, default=str) + "\n")

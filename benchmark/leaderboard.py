@@ -11,18 +11,26 @@ that holds the reference row (without a reference, under every binary table of t
 PPCR values are not (TP + FP) / N as section VI.C defines PPCR: they equal the accuracy (TP + TN) / N on every
 row we checked, and its Gain column is computed from them. ``ppcr: as_tabulated`` scores with that accuracy
 (to compare with Table II); the default ``as_defined`` uses the defined PPCR. Both columns are shown.
+
+Within a table, runs are pooled only when they share a configuration fingerprint: a method trained with two
+configurations gets two rows (``id [cfg 1a2b3c4d]``). Each page records the results store it was generated from
+(``<!-- cxr-bench results store: ... -->``); a leaderboard file is only replaced by one of the same store, unless
+asked (``--replace-leaderboard``). Unreadable result files are named on the page and skipped.
 """
 
 from __future__ import annotations
 
+import re
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from benchmark.results import load_results
+from benchmark.config import ConfigError
+from benchmark.results import flatten, read_results
+from datamodules.atomic import atomic_write_text
 
 HEADLINE = [("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced acc."), ("f1", "Macro F1"), ("auroc", "Macro AUROC")]
 PER_CLASS = [("sensitivity", "Sensitivity"), ("specificity", "Specificity"), ("ppv", "PPV"), ("f1", "F1")]
@@ -64,10 +72,33 @@ def _group_title(result: dict) -> str:
 
 
 def _method_rows(results: list[dict]) -> dict[str, list[dict]]:
-    by_method: dict[str, list[dict]] = defaultdict(list)
+    """One row per (method id, configuration fingerprint), so runs of different configurations are never averaged;
+    a method with several configurations in a table gets labels ``id [cfg 1a2b3c4d]``."""
+    by_config: dict[tuple, list[dict]] = defaultdict(list)
     for result in results:
-        by_method[result["method"]["id"]].append(result)
-    return dict(sorted(by_method.items()))
+        by_config[(result["method"]["id"], result.get("config_fingerprint") or "")].append(result)
+    configs_per_method = Counter(method_id for method_id, _ in by_config)
+    rows = {}
+    for (method_id, fingerprint), runs in sorted(by_config.items()):
+        split = configs_per_method[method_id] > 1
+        rows[f"{method_id} [cfg {fingerprint[:8] or 'unrecorded'}]" if split else method_id] = runs
+    return rows
+
+
+def _config_note(rows: dict[str, list[dict]]) -> list[str]:
+    """A line under a table for each method split over several configurations, naming the keys that differ."""
+    split: dict[str, list[str]] = defaultdict(list)
+    for label, runs in rows.items():
+        if label != runs[0]["method"]["id"]:
+            split[runs[0]["method"]["id"]].append(label)
+    lines = []
+    for method_id, labels in split.items():
+        configs = [flatten(rows[label][0]["config"]) for label in labels if rows[label][0].get("config")]
+        unset = object()
+        keys = sorted(k for k in set().union(*configs) if any(c.get(k, unset) != configs[0].get(k, unset) for c in configs)) if configs else []
+        differ = f" ({', '.join(keys[:6])}{', …' if len(keys) > 6 else ''})" if keys else ""
+        lines.append(f"Rows {', '.join(f'`{label}`' for label in labels)} differ in configuration{differ}: their runs are not averaged together.")
+    return lines + [""] if lines else []
 
 
 def _group_section(results: list[dict]) -> list[str]:
@@ -98,9 +129,11 @@ def _group_section(results: list[dict]) -> list[str]:
         cells += [f"{runs[0]['parameter_count'] / 1e6:.2f}M", _mean([r.get("train_images_per_second") for r in runs], ".0f"), _mean([r.get("train_seconds") for r in runs], ".0f")]
         cells += ["; ".join(sorted({r["start_weights"] for r in runs}))]
         lines.append("| " + " | ".join(cells) + " |")
+    lines.append("")
+    lines += _config_note(rows)
     if multilabel:  # the per-finding AUROCs are already the columns above
-        return lines + [""]
-    lines += ["", "Per class (mean over seeds):", ""]
+        return lines
+    lines += ["Per class (mean over seeds):", ""]
     header = ["Method", "Class"] + [label for _, label in PER_CLASS]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method_id, runs in rows.items():
@@ -206,7 +239,7 @@ def _notes(results: list[dict]) -> list[str]:
     for result in results:
         seen.setdefault(result["method"]["id"], result["method"])
     for method_id, method in sorted(seen.items()):
-        lines.append(f"### {method_id}: {method.get('title') or method['method']}")
+        lines.append(f"### {method_id}: {method.get('title') or method.get('method') or method_id}")
         lines.append("")
         if method.get("paper"):
             lines.append(f"Paper: {method['paper']}. Config: `{method.get('file')}`.")
@@ -218,11 +251,15 @@ def _notes(results: list[dict]) -> list[str]:
     return lines
 
 
-def render(results: list[dict[str, Any]], *, source: str) -> str:
-    lines = ["# CXR-Bench leaderboard", ""]
+def render(results: list[dict[str, Any]], *, source: str, store: str | None = None, skipped: list[tuple[str, str]] = ()) -> str:
+    """The leaderboard page of ``results`` read from ``source``; ``store`` (default ``source``) is the results store
+    recorded for the same-store check, relative to the page's folder; ``skipped`` lists (file, reason) left out."""
+    lines = ["# CXR-Bench leaderboard", "", f"<!-- cxr-bench results store: {store or source} -->", ""]
     lines.append(f"Generated from {len(results)} result file(s) in `{source}` by `python -m benchmark leaderboard --out {Path(source).parent}`; "
                  "`make benchmark` reruns the default suite and rewrites this file. Do not edit by hand.")
     lines.append("")
+    if skipped:
+        lines += ["Skipped unreadable result files: " + "; ".join(f"`{path}` ({reason})" for path, reason in skipped) + ".", ""]
     if not results:
         return "\n".join(lines + ["No results yet: run `make benchmark`.", ""])
     if any(r["dataset"].get("synthetic") for r in results):
@@ -244,8 +281,52 @@ def render(results: list[dict[str, Any]], *, source: str) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-def write_leaderboard(out_dir: Path, leaderboard_path: Path) -> Path:
-    results_dir = Path(out_dir) / "results"
-    results = load_results(results_dir) if results_dir.exists() else []
-    leaderboard_path.write_text(render(results, source=str(results_dir)))
+STORE_MARKER = re.compile(r"^<!-- cxr-bench results store: (.+?) -->$", re.MULTILINE)
+LEGACY_SOURCE = re.compile(r"Generated from \d+ result file\(s\) in `([^`]+)`")  # pages written before the marker
+
+
+def recorded_store(leaderboard_path: Path) -> Path | None:
+    """The results store (resolved) an existing leaderboard page says it was generated from, or None."""
+    path = Path(leaderboard_path)
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    match = STORE_MARKER.search(text) or LEGACY_SOURCE.search(text)
+    return (path.parent / match.group(1)).resolve() if match else None
+
+
+def foreign_store(leaderboard_path: Path, results_dir: Path) -> str | None:
+    """Why ``leaderboard_path`` may not be replaced by the leaderboard of ``results_dir``; None if absent or same store."""
+    path = Path(leaderboard_path)
+    if not path.exists():
+        return None
+    store = recorded_store(path)
+    if store is None:
+        return f"{path} records no results store (it was not generated by `python -m benchmark leaderboard`)"
+    if store == Path(results_dir).resolve():
+        return None
+    return f"{path} was generated from results store {store}, not {results_dir}"
+
+
+def _store_label(results_dir: Path, leaderboard_path: Path) -> str:
+    """The store as recorded in a page: relative to the page's folder when it lies under it, else absolute."""
+    store, folder = Path(results_dir).resolve(), Path(leaderboard_path).resolve().parent
+    try:
+        return store.relative_to(folder).as_posix()
+    except ValueError:
+        return str(store)
+
+
+def write_leaderboard(out_dir: Path, leaderboard_path: Path, *, replace: bool = False) -> Path:
+    """Render ``<out_dir>/results`` into ``leaderboard_path`` atomically. A missing store is an error, and a page of
+    another store is only replaced with ``replace`` (``--replace-leaderboard``)."""
+    results_dir, leaderboard_path = Path(out_dir) / "results", Path(leaderboard_path)
+    if not results_dir.is_dir():
+        raise ConfigError(f"results folder {results_dir} does not exist")
+    problem = None if replace else foreign_store(leaderboard_path, results_dir)
+    if problem:
+        raise ConfigError(f"{problem}; pass --replace-leaderboard to replace it")
+    results, skipped = read_results(results_dir)
+    atomic_write_text(leaderboard_path, render(results, source=str(results_dir), store=_store_label(results_dir, leaderboard_path), skipped=skipped))
     return leaderboard_path

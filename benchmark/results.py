@@ -1,14 +1,30 @@
-"""One JSON file per run under ``<out>/results/<dataset>/<method>/seed<k>.json``: the leaderboard's only input."""
+"""One JSON file per run under ``<out>/results/<dataset>/<method>/seed<k>.json``: the leaderboard's only input.
+
+Every result carries ``config`` (the effective configuration it was trained with) and its ``config_fingerprint``:
+``--resume`` reuses a result only when the fingerprint matches, and the leaderboard never pools two fingerprints.
+Files are written atomically (a unique temporary file renamed into place), so readers never see torn JSON.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 import math
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from datamodules.atomic import atomic_write_text
+
 SCHEMA_VERSION = 1
+DESCRIPTIVE_METHOD_KEYS = ("title", "paper", "deviations", "file")  # words about a method, not settings of it
+PATH_DATASET_KEYS = ("root", "data_root")  # where the data lies, not what it is (the split hash says that)
+# what the leaderboard reads from every result; a file without one of them is skipped and named
+REQUIRED_KEYS = ("dataset.name", "dataset.image_size", "dataset.split_sha256", "dataset.classes", "dataset.counts",
+                 "dataset.split_file", "dataset.split_seed", "method.id", "seed", "metrics", "parameter_count", "start_weights")
+
+log = logging.getLogger(__name__)
 
 
 def result_path(out_dir: Path, run_id: str) -> Path:
@@ -28,19 +44,114 @@ def _json_safe(value: Any) -> Any:
 
 
 def write_result(path: Path, result: dict[str, Any]) -> None:
+    """Write one result atomically: concurrent writers never share a temporary file, readers never see a torn one."""
     payload = {"schema_version": SCHEMA_VERSION, "written_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **result}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(_json_safe(payload), indent=2, sort_keys=False) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, json.dumps(_json_safe(payload), indent=2, sort_keys=False) + "\n")
+
+
+def effective_config(spec) -> dict[str, Any]:
+    """The settings a run's numbers depend on (not its seed, logging, descriptions or data paths), as JSON values."""
+    config = {
+        "method": {k: v for k, v in spec.method.items() if k not in DESCRIPTIVE_METHOD_KEYS},
+        "dataset": {k: v for k, v in spec.dataset.items() if k not in PATH_DATASET_KEYS},
+        "data": spec.data,
+        "trainer": spec.trainer,
+        "grid_search": spec.grid_search,
+    }
+    return json.loads(json.dumps(_json_safe(config), sort_keys=True, default=str))
+
+
+def fingerprint(config: dict[str, Any]) -> str:
+    """First 16 hex digits of the sha256 of a configuration's canonical JSON."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def config_fingerprint(spec) -> str:
+    """The fingerprint of a spec's effective configuration: equal fingerprints = the same training setup."""
+    return fingerprint(effective_config(spec))
+
+
+def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"trainer": {"max_epochs": 2}}`` -> ``{"trainer.max_epochs": 2}`` (lists stay values)."""
+    if not isinstance(config, dict) or (prefix and not config):
+        return {prefix: config} if prefix else {}
+    flat = {}
+    for key, value in config.items():
+        flat.update(flatten(value, f"{prefix}.{key}" if prefix else str(key)))
+    return flat
+
+
+def config_changes(old: dict, new: dict) -> list[str]:
+    """Dotted keys whose values differ, as ``"trainer.max_epochs 4 -> 2"`` (``unset`` where a side lacks the key)."""
+    old, new = flatten(old), flatten(new)
+    show = lambda flat, key: json.dumps(flat[key], sort_keys=True, default=str) if key in flat else "unset"
+    return [f"{key} {show(old, key)} -> {show(new, key)}" for key in sorted(old.keys() | new.keys()) if old.get(key, ...) != new.get(key, ...)]
+
+
+def result_problem(data: Any) -> str | None:
+    """Why a parsed result file cannot be used (wrong schema, a key the leaderboard reads is missing), or None."""
+    if not isinstance(data, dict):
+        return "not a JSON object"
+    if data.get("schema_version") != SCHEMA_VERSION:
+        return f"result schema {data.get('schema_version')} is not {SCHEMA_VERSION}; rerun that run"
+    missing = [key for key in REQUIRED_KEYS if not _has(data, key)]
+    return f"missing key {missing[0]!r}" if missing else None
+
+
+def _has(data: Any, dotted: str) -> bool:
+    for part in dotted.split("."):
+        if not isinstance(data, dict) or part not in data:
+            return False
+        data = data[part]
+    return True
+
+
+def read_result(path: Path) -> tuple[dict | None, str | None]:
+    """(the result, None), or (None, why it is unusable): unreadable, not JSON, wrong schema or missing keys."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as error:
+        return None, f"unreadable ({error.__class__.__name__}: {error})"
+    except json.JSONDecodeError as error:
+        return None, f"not valid JSON ({error})"
+    problem = result_problem(data)
+    return (None, problem) if problem else (data, None)
+
+
+def read_results(results_dir: Path) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    """Every usable result under ``results_dir``, and (file, reason) for each one skipped (also logged as a warning)."""
+    results, skipped = [], []
+    for path in sorted(Path(results_dir).rglob("*.json")):
+        data, problem = read_result(path)
+        if problem:
+            log.warning("skipped result file %s: %s", path, problem)
+            skipped.append((str(path), problem))
+            continue
+        data["_file"] = str(path)
+        results.append(data)
+    return results, skipped
 
 
 def load_results(results_dir: Path) -> list[dict[str, Any]]:
-    results = []
-    for path in sorted(Path(results_dir).rglob("*.json")):
-        data = json.loads(path.read_text())
-        if data.get("schema_version") != SCHEMA_VERSION:
-            raise ValueError(f"{path}: result schema {data.get('schema_version')} is not {SCHEMA_VERSION}; rerun that run")
-        data["_file"] = str(path)
-        results.append(data)
-    return results
+    """The usable results under ``results_dir``; unusable files are named in a warning and skipped, never raised."""
+    return read_results(results_dir)[0]
+
+
+def resume_reason(path: Path, spec) -> str | None:
+    """Why ``--resume`` must run ``spec`` again although ``path`` may hold its result; None when the result is reusable."""
+    if not Path(path).exists():
+        return "no result yet"
+    try:
+        stored = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return "result file is unreadable"
+    problem = result_problem(stored)
+    if problem:
+        return f"result file is unusable ({problem})"
+    if not stored.get("config_fingerprint"):
+        return "result has no fingerprint (written by an older version)"
+    if stored["config_fingerprint"] == config_fingerprint(spec):
+        return None
+    changes = config_changes(stored.get("config") or {}, effective_config(spec))
+    shown = ", ".join(changes[:4]) + (f", and {len(changes) - 4} more" if len(changes) > 4 else "")
+    return f"configuration changed: {shown or 'fingerprint differs'}"

@@ -20,7 +20,7 @@ from pytorch_lightning.utilities import rank_zero_only
 
 from benchmark.evaluate import deduplicate, evaluate
 from benchmark.loggers import build_loggers, finish_wandb
-from benchmark.results import result_path, write_result
+from benchmark.results import config_fingerprint, effective_config, result_path, write_result
 from datamodules import get_datamodule_class
 from datamodules.base import CXRDataModule
 from lightning_modules import get_task_class
@@ -137,7 +137,7 @@ def fit_and_validate(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path) -> 
 def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None) -> dict[str, Any] | None:
     """Train and test one (dataset, method, seed); returns the result dict on rank 0 (None elsewhere).
     ``command`` is the command line that started the suite, recorded so the leaderboard can cite it."""
-    search = None
+    requested, search = spec, None  # the suite's spec: its fingerprint decides --resume, whatever a search chooses
     if spec.grid_search:
         from benchmark.grid_search import run_grid_search
 
@@ -180,6 +180,8 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None)
         "environment": _environment(),
         "command": command,
     }
+    result["config"] = effective_config(requested)  # validated, defaults filled; a search's choice is in grid_search
+    result["config_fingerprint"] = config_fingerprint(requested)
     if throughput.pairs_per_second:
         result["train_pairs_per_second"] = throughput.pairs_per_second
     if search is not None:
@@ -202,8 +204,10 @@ def _write_predictions(path: Path, datamodule: CXRDataModule, index, scores, lab
     table = pd.DataFrame({"image": frame["image"].to_numpy(), "patient_id": frame["patient_id"].to_numpy(), "label": frame["label"].to_numpy()})
     for column, name in enumerate(datamodule.class_names):
         table[f"score_{name}"] = scores[:, column].numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(path, index=False, float_format="%.6f")
+    from datamodules.atomic import atomic_path
+
+    with atomic_path(path) as tmp:  # a reader never sees half a CSV
+        table.to_csv(tmp, index=False, float_format="%.6f")
 
 
 def _device_description(trainer: pl.Trainer) -> str:

@@ -89,7 +89,8 @@ class AgchungDataModule(FindingsDataModule):
         self.manifest_excluded = excluded
         if not rows:
             return make_manifest(rows, origin=path)
-        return make_manifest(self.drop_missing(pd.DataFrame(rows), origin=path), origin=path)
+        frame = self.drop_conflicting_labels(pd.DataFrame(rows), origin=path)  # an image listed twice: once, or out if labels differ
+        return make_manifest(self.drop_missing(frame, origin=path), origin=path)
 
 
 class Figure1CovidDataModule(AgchungDataModule):
@@ -97,6 +98,7 @@ class Figure1CovidDataModule(AgchungDataModule):
 
     name = "figure1_covid"
     folder_names = ("Figure1-COVID-chestxray-dataset", "figure1-covid-chestxray-dataset", "figure1")
+    layout = "metadata.csv (without an 'imagename' or 'filename' column) beside images/"
 
     def image_path(self, record) -> Path:
         stem = record.patientid.strip()
@@ -115,6 +117,7 @@ class ActualmedCovidDataModule(AgchungDataModule):
     name = "actualmed_covid"
     image_column = "imagename"
     folder_names = ("Actualmed-COVID-chestxray-dataset", "actualmed-covid-chestxray-dataset", "actualmed")
+    layout = "metadata.csv (with an 'imagename' column) beside images/"
 
     def image_path(self, record) -> Path:
         if not record.imagename.strip():

@@ -19,9 +19,12 @@ from torch.utils.data import DataLoader, Dataset
 
 from datamodules.cache import CachedImages, ImageCache
 from datamodules.locking import file_lock
-from datamodules.manifest import ManifestError
+from datamodules.manifest import ManifestError, path_problem, printable, repeated_images
 from datamodules.sampling import BalancedEpochSampler
-from datamodules.splits import EXCLUDED, SPLITS, assert_patient_disjoint, assign_splits, file_sha256, read_split_csv, write_split_csv
+from datamodules.splits import (
+    EXCLUDED, REDRAW, SPLITS, SplitMismatchError, assert_patient_disjoint, assign_splits, check_split, file_sha256, read_split_csv,
+    write_split_csv,
+)
 from datamodules.transforms import build_transform
 
 log = logging.getLogger(__name__)
@@ -29,10 +32,30 @@ log = logging.getLogger(__name__)
 NORMALISATION_SAMPLE = 5000  # train images used for the global mean/std (evenly spaced, deterministic)
 MISSING_POLICIES = ("skip", "keep", "error")  # what to do with images listed in metadata but absent on disk
 MISSING_LISTED = 20  # up to this many absent images are named one by one in the log; more are summarised
+FOUND_LISTED = 12  # entries of a folder a "dataset not found" error names
 
 
 class DatasetNotFoundError(FileNotFoundError):
     """The dataset's native files are not where the user pointed."""
+
+
+def resolved(path: str | Path) -> str:
+    """The absolute path with symlinks resolved; a path that cannot be resolved (a link loop) stays absolute."""
+    try:
+        return str(Path(path).resolve())
+    except (OSError, RuntimeError):
+        return os.path.abspath(path)
+
+
+def _found(folder: Path) -> str:
+    """What a folder holds (sub-folders marked with /), for an error message."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except OSError as error:
+        return f"{folder} cannot be listed ({error.strerror or error})"
+    names = [printable(e.name) + ("/" if e.is_dir() else "") for e in entries if not e.name.startswith(".")]
+    shown = ", ".join(names[:FOUND_LISTED]) + (f", ... ({len(names)} entries)" if len(names) > FOUND_LISTED else "")
+    return f"{folder} holds {shown or 'nothing'}"
 
 
 class CachedImageDataset(Dataset):
@@ -77,6 +100,7 @@ class CXRDataModule(pl.LightningDataModule):
     multilabel: bool = False
     is_synthetic: bool = False
     folder_names: tuple[str, ...] = ()  # sub-folders of a data root where the dataset may lie
+    layout: str = ""  # the native layout looks_like_root expects, in words (named when the dataset is not found)
     target_columns: tuple[str, ...] = ()  # extra manifest columns that encode_frame needs (joined onto the split in setup)
     # Draw the split over duplicate groups (datamodules/duplicates.py), so a copied image never straddles splits.
     group_duplicates_by_default: bool = True
@@ -137,6 +161,10 @@ class CXRDataModule(pl.LightningDataModule):
         # Metadata rows a reader left out on purpose, by reason (e.g. {"view": 54, "unlabelled": 78}); build_manifest
         # sets it, setup adds it to ``excluded`` so the result file and data report show it.
         self.manifest_excluded: dict[str, int] = {}
+        # Images listed with different labels (image, labels, origin), left out by drop_conflicting_labels.
+        self.label_conflicts = pd.DataFrame({"image": [], "labels": [], "origin": []}, dtype=str)
+        # Paths unusable before decoding (manifest.path_problem), left out by screen_paths; path shown printably.
+        self.rejected = pd.DataFrame({"path": [], "problem": []}, dtype=str)
         self._cache: CachedImages | None = None
         self.frames: dict[str, pd.DataFrame] = {}
         self.excluded: dict[str, int] = {}
@@ -154,7 +182,9 @@ class CXRDataModule(pl.LightningDataModule):
             if candidate.is_dir() and cls.looks_like_root(candidate):
                 return candidate
         tried = ", ".join(str(c) for c in candidates)
-        raise DatasetNotFoundError(f"{cls.name}: no dataset in its native layout found; looked in {tried}")
+        expected = f"; expected {cls.layout}" if cls.layout else ""
+        found = _found(data_root) if data_root.is_dir() else f"{data_root} does not exist"
+        raise DatasetNotFoundError(f"{cls.name}: no dataset in its native layout found; looked in {tried}{expected}; {found}")
 
     @classmethod
     def looks_like_root(cls, path: Path) -> bool:
@@ -201,6 +231,31 @@ class CXRDataModule(pl.LightningDataModule):
         log.warning("%s: %d of %d images listed in %s are not on disk and are excluded: %s", self.name, len(absent), len(frame), origin, ", ".join(shown))
         return frame[exists].reset_index(drop=True)
 
+    def drop_conflicting_labels(self, frame: pd.DataFrame, *, origin: str | Path, key: str = "path") -> pd.DataFrame:
+        """Merge rows that list one image (``key``) twice: the same label twice keeps one row; different labels
+        leave the image out, logged (image, labels, ``origin``) and counted as ``excluded['conflicting_labels']``."""
+        frame, conflicts = repeated_images(pd.DataFrame(frame), key=key)
+        if len(conflicts):
+            self.label_conflicts = pd.concat([self.label_conflicts, conflicts.assign(origin=str(origin))], ignore_index=True).drop_duplicates()
+            self.manifest_excluded["conflicting_labels"] = self.manifest_excluded.get("conflicting_labels", 0) + len(conflicts)
+            shown = "; ".join(f"{printable(r.image)} ({r.labels})" for r in conflicts.head(MISSING_LISTED).itertuples())
+            log.warning("%s: %d images are listed in %s with different labels and are left out: %s%s", self.name, len(conflicts),
+                        origin, shown, " ..." if len(conflicts) > MISSING_LISTED else "")
+        return frame.reset_index(drop=True)
+
+    def screen_paths(self, manifest: pd.DataFrame) -> pd.DataFrame:
+        """Leave out the images whose path cannot be used at all (a file name that is not valid UTF-8, a symlink
+        loop: manifest.path_problem); each is reported with the cache's problems and counted as unreadable."""
+        problems = manifest["path"].map(path_problem)
+        bad = problems != ""
+        if not bad.any():
+            return manifest
+        rejected = pd.DataFrame({"path": manifest.loc[bad, "path"].map(printable).to_numpy(), "problem": problems[bad].to_numpy()})
+        for row in rejected.itertuples():
+            log.warning("unreadable image excluded: %s (%s)", row.path, row.problem)
+        self.rejected = pd.concat([self.rejected, rejected], ignore_index=True).drop_duplicates("path").reset_index(drop=True)
+        return manifest[~bad].reset_index(drop=True)
+
     # ----- split naming -----
     @property
     def split_path(self) -> Path:
@@ -218,15 +273,18 @@ class CXRDataModule(pl.LightningDataModule):
             return self._cache
         if not self.root.is_dir():
             raise DatasetNotFoundError(f"{self.name}: data root {self.root} does not exist")
-        manifest = self.build_manifest()
+        manifest = self.screen_paths(self.build_manifest())
         with file_lock(self.cache_dir / f"{self.name}.lock"):
             cache = ImageCache(self.cache_dir, self.name, self.image_size).build(manifest)
+        cache.rejected = self.rejected
         problems = set(cache.problems["path"])
         if problems:
-            log.warning("%s: %d of %d images could not be read and are excluded (see the data report)", self.name, len(problems), len(manifest))
+            log.warning("%s: %d of %d images could not be read and are excluded (see the data report)", self.name, len(problems),
+                        len(manifest) + len(self.rejected))
         with file_lock(self.split_path.with_suffix(".lock")):
             if not self.split_path.exists():
                 usable = manifest[~manifest["path"].isin(problems)].reset_index(drop=True)
+                self._check_classes(usable.loc[usable["official_split"] != EXCLUDED, "label"], f"the usable images of {self.root}")
                 if self.group_duplicates and "group_id" not in usable.columns:
                     usable = self._join_duplicates(usable, cache)
                 split = assign_splits(usable, seed=self.split_seed, val_fraction=self.val_fraction, test_fraction=self.test_fraction)
@@ -256,32 +314,7 @@ class CXRDataModule(pl.LightningDataModule):
         if self.frames:
             return
         cache = self._prepare()
-        frame = read_split_csv(self.split_path)
-        root = self.image_root.resolve()
-        frame["path"] = [str(root / image) for image in frame["image"]]
-        if self.target_columns:
-            extra = self.manifest[["path", *self.target_columns]].assign(path=[str(Path(p).resolve()) for p in self.manifest["path"]])
-            frame = frame.merge(extra, on="path", how="left")
-        index = cache.index.assign(path=[str(Path(p).resolve()) for p in cache.index["path"]])
-        frame = frame.merge(index, on="path", how="left")
-        unknown = frame["row"].isna()
-        unreadable = frame["problem"].fillna("") != ""
-        unreadable_paths = {str(Path(p).resolve()) for p in cache.problems["path"]}  # decoded badly: never used
-        self.excluded = {"not_in_dataset": int(unknown.sum()), "unreadable": len(unreadable_paths)}
-        if unknown.any():
-            log.warning("%s: %d images of the split file are not in the dataset now; they are skipped", self.name, int(unknown.sum()))
-        unsplit = len(set(self.manifest["path"].map(lambda p: str(Path(p).resolve()))) - set(frame["path"]) - unreadable_paths)
-        if unsplit:
-            log.warning("%s: %d images of the dataset are not in the shared split file %s and are not used; "
-                        "delete that file (or use a new --out) to split again", self.name, unsplit, self.split_path)
-        self.excluded["not_in_split_file"] = unsplit
-        # rows the split keeps out of train/val/test: their patient (or a duplicate of one of their images) is in a
-        # fixed official val/test list (splits.assign_splits)
-        self.excluded["duplicate_or_patient_of_fixed_split"] = int((frame["split"] == EXCLUDED).sum())
-        self.excluded["missing_file"] = len(self.missing)
-        self.excluded.update(self.manifest_excluded)
-        frame = frame[~unknown & ~unreadable].copy()
-        frame["row"] = frame["row"].astype(np.int64)
+        frame = self._read_split(cache)
         assert_patient_disjoint(frame, where=str(self.split_path))
         if self.class_map:
             frame["label"] = [self.class_map.get(label, self.class_map.get("*")) for label in frame["label"]]
@@ -290,11 +323,74 @@ class CXRDataModule(pl.LightningDataModule):
         in_task = frame["label"].map(self._in_task)
         self.excluded["label_outside_task"] = int((~in_task & frame["split"].isin(SPLITS)).sum())
         frame = frame[in_task]
+        self._check_classes(frame.loc[frame["split"].isin(SPLITS), "label"], f"the images of {self.split_path} (dataset at {self.root})")
         self.frames = {split: frame[frame["split"] == split].reset_index(drop=True) for split in SPLITS}
         if len(self.frames["train"]) == 0:
-            raise ValueError(f"{self.name}: the train split of {self.split_path} is empty")
+            raise ManifestError(f"{self.name}: the train split of {self.split_path} is empty")
         self.mean, self.std = self._train_statistics(cache)
         self.datasets = {split: self._dataset(split, cache) for split in SPLITS}
+
+    def _read_split(self, cache: CachedImages) -> pd.DataFrame:
+        """The shared split's usable rows with their cache row, checked against the dataset as read now (the split
+        file's labels are the ground truth of every run): an image with another label or patient, or one the
+        dataset no longer holds although its file is there, is a SplitMismatchError; an image that is unreadable
+        or gone now is reported and counted; a dataset image the split does not know is counted and not used."""
+        frame = read_split_csv(self.split_path)
+        root = self.image_root.resolve()
+        frame["path"] = [str(root / image) for image in frame["image"]]
+        manifest = self.manifest.assign(path=[resolved(p) for p in self.manifest["path"]])
+        index = cache.index.assign(path=[resolved(p) for p in cache.index["path"]])
+        unreadable = set(index.loc[index["problem"] != "", "path"])
+        usable = manifest[~manifest["path"].isin(unreadable)]
+        check_split(frame, usable, where=self.split_path, origin=self.root)
+        known = frame["path"].isin(usable["path"])
+        if not known.all():
+            self._split_images_not_in_dataset(frame[~known], unreadable)
+        unsplit = int((~usable["path"].isin(frame["path"])).sum())
+        if unsplit:
+            log.warning("%s: %d images of the dataset are not in the shared split file %s and are not used; "
+                        "delete that file (or use a new --out) to split again", self.name, unsplit, self.split_path)
+        self.excluded = {
+            "unreadable": len(cache.problems),
+            "not_in_split_file": unsplit,
+            # rows the split keeps out of train/val/test: their patient (or a duplicate of one of their images) is
+            # in a fixed official val/test list (splits.assign_splits)
+            "duplicate_or_patient_of_fixed_split": int((frame["split"] == EXCLUDED).sum()),
+            "missing_file": len(self.missing),
+            **self.manifest_excluded,
+        }
+        frame = frame[known]
+        if self.target_columns:
+            frame = frame.merge(manifest[["path", *self.target_columns]], on="path", how="left")
+        frame = frame.merge(index, on="path", how="left")
+        frame["row"] = frame["row"].astype(np.int64)
+        return frame
+
+    def _split_images_not_in_dataset(self, rows: pd.DataFrame, unreadable: set[str]) -> None:
+        """Split rows the dataset does not hold now: unreadable or listed-but-absent ones are reported already; a
+        file gone from disk is reported as missing and counted; one still on disk but no longer read (its metadata
+        row or label changed) is a SplitMismatchError."""
+        reported = rows["path"].isin(unreadable | {resolved(p) for p in self.missing["path"]})
+        gone = ~reported & ~rows["path"].map(os.path.lexists)
+        stray = rows[~reported & ~gone]
+        if len(stray):
+            shown = "; ".join(f"{r.image} ({r.label})" for r in stray.head(5).itertuples())
+            raise SplitMismatchError(f"{self.split_path}: {len(stray)} images are in the split file but not in the dataset as {self.name} "
+                                     f"reads {self.root} now (their metadata rows or labels changed?): {shown}; {REDRAW}")
+        if gone.any():
+            problem = f"in the split file {self.split_path} but file not found"
+            self.missing = pd.concat([self.missing, pd.DataFrame({"path": rows.loc[gone, "path"].to_numpy(), "problem": problem})], ignore_index=True)
+            log.warning("%s: %d images of the split file %s are no longer on disk and are excluded: %s", self.name, int(gone.sum()),
+                        self.split_path, ", ".join(rows.loc[gone, "image"].head(MISSING_LISTED)))
+
+    def _check_classes(self, labels: pd.Series, where: str) -> None:
+        """A single-label task needs images of at least two classes: one class trains nothing and crashes the
+        metrics, so it is an error naming what was found, before a split is written or any training starts."""
+        present = sorted(set(labels))
+        if not self.multilabel and len(present) < 2:
+            found = f"only the class {present[0]!r}" if present else "no class"
+            raise ManifestError(f"{self.name}: a classification task needs at least two classes, but {where} hold {found}; "
+                                "check the dataset folder and the class options")
 
     # ----- helpers -----
     def _resolve_classes(self, frame: pd.DataFrame) -> list[str]:

@@ -1,8 +1,10 @@
 """On-disk preprocessing cache: every image decoded once, made single-channel uint8, resized, stored in a memmap.
 
 One cache per (dataset, image size, PREPROCESS_VERSION, image set). A fingerprint of the source files' sizes
-and modification times is kept beside it; when a source file changes the cache is rebuilt. Files that cannot
-be decoded are recorded with their reason (``problems``) instead of failing later in a DataLoader worker.
+and modification times is kept beside it; when a source file changes the cache is rebuilt. The sha256 of
+``images.npy`` and ``index.csv`` is stored in ``meta.json`` when the cache is built and checked whenever it is
+reused: a truncated, zeroed or edited cache file is reported and rebuilt, never served. Files that cannot be
+decoded are recorded with their reason (``problems``) instead of failing later in a DataLoader worker.
 """
 
 from __future__ import annotations
@@ -14,18 +16,21 @@ import os
 import shutil
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from datamodules.atomic import atomic_path, atomic_write_text
 from datamodules.imageio import ImageReadError, read_grayscale, resize_square
+from datamodules.splits import file_sha256
 
 log = logging.getLogger(__name__)
 
 # Bump whenever decoding or resizing changes, so old caches are never reused for new preprocessing.
 PREPROCESS_VERSION = 1
+CHECKED_FILES = ("images.npy", "index.csv")  # their sha256 is stored in meta.json and verified on every reuse
 
 
 def _stat_fingerprint(paths: list[str]) -> str:
@@ -51,6 +56,9 @@ class CachedImages:
     index: pd.DataFrame  # columns: path, row, problem ("" when the image decoded)
     size: int
     rebuilt: bool
+    # images left out before caching (a file name that is not UTF-8, a symlink loop: manifest.path_problem), with
+    # their reason, so they are reported with the decoding problems; columns path, problem
+    rejected: pd.DataFrame = field(default_factory=lambda: pd.DataFrame({"path": [], "problem": []}, dtype=str))
 
     @property
     def array_path(self) -> Path:
@@ -58,7 +66,8 @@ class CachedImages:
 
     @property
     def problems(self) -> pd.DataFrame:
-        return self.index[self.index["problem"] != ""][["path", "problem"]]
+        decoded = self.index[self.index["problem"] != ""][["path", "problem"]]
+        return pd.concat([decoded, self.rejected[["path", "problem"]]], ignore_index=True) if len(self.rejected) else decoded
 
     def open(self) -> np.ndarray:
         return np.load(self.array_path, mmap_mode="r")
@@ -83,13 +92,40 @@ class ImageCache:
         fingerprint = _stat_fingerprint(paths)
         meta_path = directory / "meta.json"
         if meta_path.exists():
-            meta = json.loads(meta_path.read_text())
-            if meta.get("fingerprint") == fingerprint and meta.get("version") == PREPROCESS_VERSION:
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (OSError, ValueError) as error:
+                meta = {}
+                log.warning("cache damaged: %s cannot be read (%s); rebuilding %s", meta_path, error, directory)
+            if meta and (meta.get("fingerprint") != fingerprint or meta.get("version") != PREPROCESS_VERSION):
+                log.info("cache stale (source files changed): rebuilding %s", directory)
+            elif meta and (damage := self._damage(directory, meta, len(paths))):
+                log.warning("cache damaged: %s; rebuilding %s", damage, directory)
+            elif meta:
                 index = pd.read_csv(directory / "index.csv", keep_default_na=False, dtype={"path": str, "problem": str})
-                log.info("cache hit: %s (%d images)", directory, len(index))
+                log.info("cache hit: %s (%d images, checksums verified)", directory, len(index))
                 return CachedImages(directory, index, self.size, rebuilt=False)
-            log.info("cache stale (source files changed): rebuilding %s", directory)
         return self._write(paths, directory, fingerprint)
+
+    def _damage(self, directory: Path, meta: dict, images: int) -> str:
+        """What is wrong with a cache whose sources are unchanged ("" when nothing): a cache file that is missing,
+        does not match the sha256 stored when it was built (truncated, zeroed, edited), or cannot be loaded."""
+        checksums = meta.get("sha256") or {}
+        if set(checksums) != set(CHECKED_FILES):
+            return f"{directory / 'meta.json'} holds no checksums (built by an older version)"
+        for name, expected in checksums.items():
+            path = directory / name
+            if not path.is_file():
+                return f"{path} is missing"
+            if file_sha256(path) != expected:
+                return f"{path} does not match the sha256 stored when it was built (truncated or modified)"
+        try:
+            array = np.load(directory / "images.npy", mmap_mode="r")
+        except (OSError, ValueError) as error:
+            return f"{directory / 'images.npy'} cannot be loaded ({error})"
+        if array.shape != (images, self.size, self.size) or array.dtype != np.uint8:
+            return f"{directory / 'images.npy'} holds {array.dtype} {array.shape}, expected uint8 {(images, self.size, self.size)}"
+        return ""
 
     def _decode(self, path: str) -> tuple[np.ndarray | None, str]:
         try:
@@ -114,7 +150,8 @@ class ImageCache:
         array.flush()
         del array
         index = pd.DataFrame({"path": paths, "row": np.arange(len(paths)), "problem": problems})
-        index.to_csv(tmp / "index.csv", index=False)
+        with atomic_path(tmp / "index.csv") as part:
+            index.to_csv(part, index=False)
         meta = {
             "dataset": self.dataset,
             "size": self.size,
@@ -122,9 +159,10 @@ class ImageCache:
             "images": len(paths),
             "problems": int(sum(bool(p) for p in problems)),
             "fingerprint": fingerprint,
+            "sha256": {name: file_sha256(tmp / name) for name in CHECKED_FILES},
             "built_seconds": round(time.perf_counter() - started, 2),
         }
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+        atomic_write_text(tmp / "meta.json", json.dumps(meta, indent=2))
         shutil.rmtree(directory, ignore_errors=True)
         tmp.rename(directory)
         log.info("cache built: %s (%d images, %d problems, %.1fs)", directory, len(paths), meta["problems"], meta["built_seconds"])

@@ -44,6 +44,7 @@ class ChestXray14DataModule(CXRDataModule):
     multilabel = True
     classes = FINDINGS
     folder_names = ("ChestX-ray14", "chestxray14", "NIH", "nih-chestxray14", "nih-chestxray14-nih1000", "CXR8", "data")
+    layout = f"a label file ({' or '.join(LABEL_FILES)}) with the images in any sub-folder"
 
     def __init__(self, root, *, no_finding: bool = False, views: list[str] | tuple[str, ...] | None = None, **kwargs):
         super().__init__(root, **kwargs)
@@ -90,9 +91,9 @@ class ChestXray14DataModule(CXRDataModule):
             "age": pd.to_numeric(meta.get("Patient Age", pd.Series("", index=meta.index)).str.extract(r"(\d+)")[0], errors="coerce").to_numpy(),
             "official_split": official,
         })
-        exists = pd.Series([n in index for n in names])
         self.manifest_excluded = excluded
-        frame = self.drop_missing(frame, origin=path, exists=exists)
+        frame = self.drop_conflicting_labels(frame.assign(_name=names.to_numpy()), origin=path, key="_name")
+        frame = self.drop_missing(frame.drop(columns="_name"), origin=path, exists=frame["_name"].isin(set(index)))
         frame["stratum"] = multilabel_strata(frame["label"])
         return make_manifest(frame, origin=path)
 

@@ -51,6 +51,7 @@ class CheXpertDataModule(CXRDataModule):
     multilabel = True
     classes = OBSERVATIONS
     folder_names = ("CheXpert-v1.0-small", "CheXpert-v1.0", "chexpert", "CheXpert")
+    layout = "train.csv and/or valid.csv beside train/ and valid/"
     target_columns = ("uncertain",)
 
     def __init__(self, root, *, uncertainty: str = "u_ignore", views: list[str] | tuple[str, ...] | str = ("frontal",), **kwargs):
@@ -122,6 +123,7 @@ class CheXpertDataModule(CXRDataModule):
         if not parts:
             raise ManifestError(f"chexpert: neither train.csv nor valid.csv in {self.root}")
         frame = pd.concat(parts, ignore_index=True)
+        frame = self.drop_conflicting_labels(frame, origin=" and ".join(n for n in CSV_SPLITS if (self.root / n).is_file()))
         frame = self.drop_missing(frame, origin=" and ".join(str(self.root / n) for n in CSV_SPLITS if (self.root / n).is_file()))
         frame["stratum"] = multilabel_strata(frame["label"])
         return make_manifest(frame, origin=self.root)

@@ -97,6 +97,7 @@ class CohenCovidDataModule(FindingsDataModule):
 
     name = "cohen_covid"
     folder_names = ("covid-chestxray-dataset", "cohen-covid-chestxray", "ieee8023-covid-chestxray-dataset")
+    layout = "metadata.csv (with a 'filename' column) beside images/"
 
     @classmethod
     def looks_like_root(cls, path: Path) -> bool:
@@ -148,21 +149,21 @@ class CohenCovidDataModule(FindingsDataModule):
                 "age": pd.to_numeric(getattr(record, "age", ""), errors="coerce"),
                 "finding": record.finding,
             })
-        frame = self._merge_repeated_files(pd.DataFrame(rows))
-        excluded["listed_twice"] = len(rows) - len(frame)
         self.manifest_excluded = excluded
+        listed = self._merge_repeated_patients(pd.DataFrame(rows))
+        frame = self.drop_conflicting_labels(listed, origin=path)  # a file listed with two labels is left out, counted
+        excluded["listed_twice"] = len(listed) - len(frame) - int(listed["path"].isin(self.label_conflicts["image"]).sum())
         frame = self.drop_missing(frame, origin=path)
         return make_manifest(frame, origin=path)
 
     @staticmethod
-    def _merge_repeated_files(frame: pd.DataFrame) -> pd.DataFrame:
-        """Keep the first row of a file listed twice; give every image of the later patient the first's id."""
+    def _merge_repeated_patients(frame: pd.DataFrame) -> pd.DataFrame:
+        """For a file listed twice under two patient ids, give every image of the later patient the first's id (the
+        repeated rows themselves are merged, or left out when their labels differ, by drop_conflicting_labels)."""
         repeated = frame["path"].duplicated()
         if not repeated.any():
             return frame
         first_patient = frame.drop_duplicates("path").set_index("path")["patient_id"]
         alias = {later: first_patient[path] for path, later in zip(frame.loc[repeated, "path"], frame.loc[repeated, "patient_id"])
                  if later != first_patient[path]}
-        frame = frame[~repeated].copy()
-        frame["patient_id"] = frame["patient_id"].map(lambda p: alias.get(p, p))
-        return frame
+        return frame.assign(patient_id=frame["patient_id"].map(lambda p: alias.get(p, p)))

@@ -190,11 +190,16 @@ class CombinedDataModule(CXRDataModule):
         if not frames:
             raise DatasetNotFoundError(f"{self.name}: none of its components was found under {self.root}")
         manifest = pd.concat(frames, ignore_index=True)
+        # two components name the same file (e.g. COVIDx reading the Cohen folder): with two task labels it is left
+        # out (counted as conflicting_labels), else the first row is kept
+        task = manifest["role"] != REFERENCE
+        kept = self.drop_conflicting_labels(manifest[task], origin=f"the components of {self.name} ({', '.join(c.prefix for c in self.components)})")
+        manifest = manifest[~(task & ~manifest["path"].isin(kept["path"]))]
         repeated = manifest["path"].duplicated()
-        if repeated.any():  # two components name the same file (e.g. COVIDx reading the Cohen folder): keep the first
+        if repeated.any():
             self.manifest_excluded["same_file_in_two_components"] = int(repeated.sum())
             manifest = manifest[~repeated]
-        manifest = make_manifest(self.select(manifest.reset_index(drop=True)), origin=self.root)
+        manifest = self.screen_paths(make_manifest(self.select(manifest.reset_index(drop=True)), origin=self.root))
         if self.multilabel:  # split strata over the whole task, not per component (see splits.py, multilabel_strata)
             manifest["stratum"] = multilabel_strata(manifest["label"], no_finding=("No Finding", ""))
         elif "stratum" in manifest.columns:  # a component's own strata mean nothing once its labels are mapped
@@ -222,6 +227,7 @@ class CombinedDataModule(CXRDataModule):
         for reason, count in reader.manifest_excluded.items():
             self.manifest_excluded[f"{component.prefix}:{reason}"] = int(count)
         self.missing = pd.concat([self.missing, reader.missing], ignore_index=True).drop_duplicates("path")
+        self.label_conflicts = pd.concat([self.label_conflicts, reader.label_conflicts], ignore_index=True).drop_duplicates()
         if component.labels is not None and component.role != REFERENCE:
             mapped = part["label"].map(lambda label: self._map_label(label, component.labels))
             outside = mapped.isna()

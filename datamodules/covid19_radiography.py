@@ -27,6 +27,7 @@ FOLDER_LABELS = {
     "Viral Pneumonia": "pneumonia",
     "Lung_Opacity": "lung_opacity",
 }
+COVID_FOLDERS = ("COVID", "COVID-19")  # every release has one; Kermany's NORMAL/ + PNEUMONIA/ alone is not this database
 TASKS = (None, "three_class", "four_class")
 PATIENT_MAP = "patient_map.csv"
 
@@ -40,6 +41,7 @@ class Covid19RadiographyDataModule(CXRDataModule):
         "covid19-radiography-database/COVID-19_Radiography_Dataset",
         "COVID-19 Radiography Database",
     )
+    layout = "class folders COVID/ (first release: COVID-19/) beside Normal/, Viral Pneumonia/ or Lung_Opacity/ (first release: NORMAL/)"
 
     def __init__(self, root, *, task: str | None = None, **kwargs):
         """``task``: None reads every class folder present; "three_class" leaves Lung_Opacity out; "four_class"
@@ -53,7 +55,9 @@ class Covid19RadiographyDataModule(CXRDataModule):
 
     @classmethod
     def looks_like_root(cls, path: Path) -> bool:
-        return any((path / folder).is_dir() for folder in FOLDER_LABELS)
+        """A COVID class folder and at least one other class folder of the database."""
+        classes = [folder for folder in FOLDER_LABELS if (path / folder).is_dir()]
+        return any(folder in COVID_FOLDERS for folder in classes) and len(classes) >= 2
 
     @property
     def variant(self) -> str:

@@ -60,6 +60,7 @@ class COVIDxDataModule(CXRDataModule):
     name = "covidx"
     classes = THREE_CLASS + (NON_COVID,)
     folder_names = ("COVIDx", "covidx", "covidx-splits", "COVID-Net", "covidx-cxr2")
+    layout = "split files labels/train_COVIDx<version>.txt and test_COVIDx<version>.txt (or beside them: train.txt, test.txt)"
 
     def __init__(self, root, *, version: str | None = "5", images_dir: str | Path | None = None, task: str | None = None, **kwargs):
         super().__init__(root, **kwargs)
@@ -116,6 +117,7 @@ class COVIDxDataModule(CXRDataModule):
         if not images_dir.is_dir():
             raise ManifestError(f"covidx: images folder {images_dir} does not exist")
         rows = []
+        self.manifest_excluded = {}
         files = self.split_files()
         for split, path in files.items():
             for line_number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), start=1):
@@ -128,12 +130,16 @@ class COVIDxDataModule(CXRDataModule):
                 rows.append({"filename": filename, "patient_id": patient, "label": self._map_label(label, path, line_number),
                              "source": source, "official_split": split, "_stem": split, "_file": path.name})
         frame = pd.DataFrame(rows)
-        duplicated = frame["filename"].duplicated(keep=False)
-        if duplicated.any():
-            first = frame.loc[duplicated, "filename"].iloc[0]
-            raise ManifestError(f"covidx: image {first} is listed twice in {', '.join(sorted(set(frame.loc[frame['filename'] == first, '_file'])))}")
+        origin = " and ".join(str(p) for p in files.values())
+        in_files = frame.groupby("filename")["_file"].agg(lambda names: sorted(set(names)))
+        # an image listed twice with the same label is kept once; with two labels it is left out, counted
+        frame = self.drop_conflicting_labels(frame, origin=origin, key="filename")
+        twice = frame["filename"].map(in_files.map(len)) > 1
+        if twice.any():  # the same label in two split files: which split it belongs to is unknown
+            first = frame.loc[twice, "filename"].iloc[0]
+            raise ManifestError(f"covidx: image {first} is listed twice, in {', '.join(in_files[first])}")
         frame["path"], exists = self._locate_images(frame, images_dir)
-        frame = self.drop_missing(frame, origin=" and ".join(str(p) for p in files.values()), exists=exists)
+        frame = self.drop_missing(frame, origin=origin, exists=exists)
         return make_manifest(frame.drop(columns=["filename", "_stem", "_file"]), origin=self.root)
 
     def _locate_images(self, frame: pd.DataFrame, images_dir: Path) -> tuple[pd.Series, pd.Series]:

@@ -27,6 +27,7 @@ class CovidXray5kDataModule(CXRDataModule):
     name = "covidx_ray_5k"
     classes = (COVID, NON_COVID)
     folder_names = ("data", "data_upload_v2", "data_upload_v3", "covid5k", "COVID-XRay-5K", "covidx-ray-5k")
+    layout = "train/covid/ and train/non/ (and test/ or val/ alike)"
 
     @classmethod
     def looks_like_root(cls, path: Path) -> bool:

@@ -55,6 +55,7 @@ class KermanyPneumoniaDataModule(CXRDataModule):
 
     name = "kermany_pneumonia"
     folder_names = ("chest_xray", "chest_xray/chest_xray", "chest-xray-pneumonia/chest_xray", "kermany-chest-xray-pneumonia/dataset", "dataset")
+    layout = "split folders train/, val/ and test/, each holding NORMAL/ and PNEUMONIA/"
 
     def __init__(self, root, *, task: str = "binary", official_val: bool = False, **kwargs):
         super().__init__(root, **kwargs)

@@ -12,6 +12,7 @@ Columns (see README "Manifest"):
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
@@ -50,10 +51,42 @@ def make_manifest(rows: list[dict] | pd.DataFrame, *, origin: str | Path) -> pd.
     for column in ("source", "view", "sex", "official_split"):
         frame[column] = frame[column].fillna("").astype(str)
     duplicated = frame["path"].duplicated()
-    if duplicated.any():
+    if duplicated.any():  # readers merge repeated rows first (repeated_images); this is the safety net
         first = frame.loc[duplicated, "path"].iloc[0]
-        raise ManifestError(f"{origin}: image {first} is listed more than once")
+        raise ManifestError(f"{origin}: image {printable(first)} is listed more than once")
     return frame[COLUMNS + [c for c in frame.columns if c not in COLUMNS]].reset_index(drop=True)
+
+
+def printable(path: str | Path) -> str:
+    """``path`` as text that can always be printed and written as UTF-8 (undecodable bytes shown as \\xff)."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def path_problem(path: str) -> str:
+    """Why a manifest path cannot be used even before decoding ("" when it can): a file name that is not valid
+    UTF-8 (it could never be hashed or written to a CSV) or a symbolic link loop. Other errors (absent, no
+    permission, corrupt) are left to the cache, which reports them when it decodes the file."""
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:
+        return "file name is not valid UTF-8"
+    try:
+        os.stat(path)
+    except OSError as error:
+        if error.errno == errno.ELOOP:
+            return "symbolic link loop"
+    return ""
+
+
+def repeated_images(frame: pd.DataFrame, *, key: str = "path") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows that list one image (``key``) more than once: repeats with the same label keep their first row; an
+    image listed with different labels is left out. Returns the rows kept and the conflicts (image, labels)."""
+    repeated = frame[frame[key].duplicated(keep=False)]
+    labels = repeated.groupby(key, sort=False)["label"].agg(lambda values: list(dict.fromkeys(values)))
+    conflicting = labels[labels.map(len) > 1]
+    kept = frame[~frame[key].isin(conflicting.index) & ~frame[key].duplicated()]
+    conflicts = pd.DataFrame({"image": conflicting.index.astype(str), "labels": conflicting.map(" / ".join).to_numpy()})
+    return kept, conflicts
 
 
 # ----- shared helpers for the dataset readers (additive) -----

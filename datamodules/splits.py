@@ -18,15 +18,24 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from datamodules.atomic import atomic_path
+from datamodules.manifest import ManifestError
+
 log = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 EXCLUDED = "excluded"
 SPLIT_COLUMNS = ["image", "patient_id", "label", "split"]
+ROWS_SHOWN = 5  # offending rows an error message names
+REDRAW = "delete it (or use a new --out) to draw a new split"
 
 
-class LeakageError(AssertionError):
-    """A patient occurs in more than one split."""
+class LeakageError(ManifestError, AssertionError):
+    """A patient occurs in more than one split (a ManifestError, so the CLI reports it as an ``error:`` line)."""
+
+
+class SplitMismatchError(ManifestError):
+    """The shared split file is malformed or disagrees with the dataset (an image's label or patient, its images)."""
 
 
 def _patient_strata(frame: pd.DataFrame, key: str = "patient_id") -> pd.Series:
@@ -124,19 +133,47 @@ def write_split_csv(manifest: pd.DataFrame, split: pd.Series, root: Path, path: 
         frame["group_id"] = manifest["group_id"].astype(str).to_numpy()
     frame = frame.sort_values("image", kind="stable")
     assert_patient_disjoint(frame, where=str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    frame.to_csv(tmp, index=False, lineterminator="\n")
-    tmp.replace(path)
+    with atomic_path(path) as tmp:  # a unique temporary name: two writers never share one
+        frame.to_csv(tmp, index=False, lineterminator="\n")
 
 
 def read_split_csv(path: Path) -> pd.DataFrame:
-    frame = pd.read_csv(path, dtype={"image": str, "patient_id": str, "label": str, "split": str}, keep_default_na=False)
+    """Read a split file; SplitMismatchError when it is not a readable table, lacks a column, lists an image
+    twice or holds an unknown split value."""
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise SplitMismatchError(f"{path}: not a readable split file ({error}); {REDRAW}") from None
     missing = [c for c in SPLIT_COLUMNS if c not in frame.columns]
     if missing:
-        raise ValueError(f"{path}: split file lacks columns {missing}")
+        raise SplitMismatchError(f"{path}: split file lacks columns {missing}; {REDRAW}")
+    _refuse(frame, frame["image"].duplicated(keep=False), path, "rows list the same image", lambda r: f"{r.image} ({r.split})")
+    _refuse(frame, ~frame["split"].isin((*SPLITS, EXCLUDED)), path, f"rows have a split other than {', '.join((*SPLITS, EXCLUDED))}",
+            lambda r: f"{r.image}: {r.split!r}")
     return frame
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def check_split(split: pd.DataFrame, dataset: pd.DataFrame, *, where: str | Path, origin: str | Path) -> None:
+    """Raise SplitMismatchError naming the rows when an image (``path``) has another label or patient in the split
+    file (``where``) than in the dataset read from ``origin``: the split's labels are the ground truth a run uses."""
+    both = split[["image", "path", "label", "patient_id"]].merge(dataset[["path", "label", "patient_id"]], on="path", suffixes=("", "_now"))
+    for column in ("label", "patient_id"):
+        _refuse(both, both[column] != both[f"{column}_now"].astype(str), where, f"images have another {column} than in {origin}",
+                lambda r, c=column: f"{r.image}: {getattr(r, c)!r} in the split file, {getattr(r, c + '_now')!r} in the dataset")
+
+
+def _refuse(frame: pd.DataFrame, bad: pd.Series, where, problem: str, describe) -> None:
+    """Raise SplitMismatchError naming the first ROWS_SHOWN ``bad`` rows (``describe`` formats one)."""
+    if bad.any():
+        rows = "; ".join(describe(r) for r in frame[bad].head(ROWS_SHOWN).itertuples(index=False))
+        more = f" (and {int(bad.sum()) - ROWS_SHOWN} more)" if bad.sum() > ROWS_SHOWN else ""
+        raise SplitMismatchError(f"{where}: {int(bad.sum())} {problem}: {rows}{more}; {REDRAW}")
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file, read in chunks (a cache's images.npy may be gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

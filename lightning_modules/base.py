@@ -7,7 +7,6 @@ optimiser, scheduler, start weights and test-set predictions are shared, so ever
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -16,6 +15,7 @@ from torch import nn
 
 from lightning_modules.losses import build_loss
 from lightning_modules.metrics import classification_metrics
+from lightning_modules.weights import load_start_weights
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ class ClassificationTask(pl.LightningModule):
         loss: dict | None = None,
         optimizer: dict | None = None,
         scheduler: dict | None = None,
-        start_weights: str | None = None,
+        start_weights: str | dict | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
@@ -64,18 +64,10 @@ class ClassificationTask(pl.LightningModule):
         self.train_metrics, self.val_metrics, self.test_metrics = make("train"), make("val"), make("test")
 
     # ----- start weights -----
-    def load_start_weights(self, path: str | None) -> str:
-        """Load a local state dict into ``self.model``; never downloads. Returns how the run started."""
-        if not path:
-            return "random init"
-        file = Path(path).expanduser()
-        if not file.is_file():
-            raise FileNotFoundError(f"start weights {file} do not exist (pretrained weights are only read from local files)")
-        state = torch.load(file, map_location="cpu", weights_only=True)
-        state = state.get("state_dict", state) if isinstance(state, dict) else state
-        result = self.model.load_state_dict(state, strict=False)
-        log.info("loaded start weights %s (missing %d, unexpected %d keys)", file, len(result.missing_keys), len(result.unexpected_keys))
-        return f"{file.name} (missing {len(result.missing_keys)}, unexpected {len(result.unexpected_keys)} keys)"
+    def load_start_weights(self, spec: str | dict | None) -> str:
+        """``start_weights`` (a local file, or ``{file, strict}``) into ``self.model``; never downloads. Returns how
+        the run started; a file that is no state dict or does not fit the model is a StartWeightsError."""
+        return load_start_weights(self.model, spec)
 
     # ----- steps -----
     def forward(self, x: torch.Tensor) -> torch.Tensor:

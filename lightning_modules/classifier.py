@@ -14,7 +14,7 @@ from torch import nn
 
 from lightning_modules.backbones.acnn import ACNN
 from lightning_modules.backbones.heads import build_head
-from lightning_modules.backbones.timm_models import create_backbone, load_weights
+from lightning_modules.backbones.timm_models import create_backbone
 from lightning_modules.base import ClassificationTask
 
 
@@ -55,10 +55,6 @@ class ImageClassifier(ClassificationTask):
             backbone.train()
         head = build_head(options.get("head", "linear"), in_channels=channels, spatial=tuple(probe.shape[2:]), num_classes=self.num_classes, **dict(options.get("head_options") or {}))
         self.model = BackboneClassifier(backbone, head)
-
-    def load_start_weights(self, path: str | None) -> str:
-        """A whole classifier or a bare backbone from a local file; never downloads."""
-        return load_weights(self.model, path) if path else "random init"
 
     def gradcam_target_layer(self) -> nn.Module:
         """The backbone's last block: the last atrous block, or timm's last feature stage."""

@@ -132,9 +132,9 @@ class SiameseCOVIDNet(ClassificationTask):
             image_size=self.hparams.image_size,
             nf=options.get("nf", 128),
             fc_units=options.get("fc_units", 1024),
-            dropout=tuple(options.get("dropout", defaults["dropout"])),
+            dropout=tuple(_given(options, "dropout", defaults)),
         )
-        self.model = SiameseNetwork(encoder, bias=bool(options.get("distance_bias", defaults["distance_bias"])))
+        self.model = SiameseNetwork(encoder, bias=bool(_given(options, "distance_bias", defaults)))
 
     def configure_losses(self) -> None:
         self.criterion = nn.BCEWithLogitsLoss()  # eq. (3) on the sigmoid similarity; target 1 = same class
@@ -235,6 +235,12 @@ class SiameseCOVIDNet(ClassificationTask):
         scores = torch.sigmoid(self.model.similarity(embeddings[:, None, :], self.templates.to(embeddings)[None]))  # (B, N)
         self.test_metrics.update(scores, batch["label"])
         self._test_outputs.append((batch["index"], scores, batch["label"]))
+
+
+def _given(options: dict, key: str, defaults: dict):
+    """``options[key]`` unless it is absent or None (a validated config says None for "the variant's default")."""
+    value = options.get(key)
+    return defaults[key] if value is None else value
 
 
 def _way(n: int) -> str:

@@ -1,9 +1,11 @@
+import json
 import os
 import time
 
 import cv2
 import numpy as np
 import pandas as pd
+import pytest
 
 from datamodules.cache import ImageCache
 
@@ -66,3 +68,47 @@ def test_resize_uses_area_interpolation(tmp_path):
     cv2.imwrite(str(path), checker)
     pixels = ImageCache(tmp_path / "cache", "fake", 32).build(_manifest([path])).open()[0]
     assert np.abs(pixels.astype(int) - 128).max() <= 1  # area averaging of a 2x2 checker is mid-grey
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[:-100])
+
+
+def _zero_pixels(path):
+    data = bytearray(path.read_bytes())
+    data[128:] = bytes(len(data) - 128)  # header intact (np.load works), pixels zeroed: same size
+    path.write_bytes(bytes(data))
+
+
+def _zero_all(path):
+    path.write_bytes(bytes(path.stat().st_size))
+
+
+@pytest.mark.parametrize("damage", [_truncate, _zero_pixels, _zero_all])
+def test_a_damaged_cache_is_reported_and_rebuilt(tmp_path, caplog, damage):
+    images = [tmp_path / f"{i}.png" for i in range(3)]
+    for i, path in enumerate(images):
+        _write(path, 40 + 10 * i)
+    first = ImageCache(tmp_path / "cache", "fake", 32).build(_manifest(images))
+    meta = json.loads((first.directory / "meta.json").read_text())
+    assert set(meta["sha256"]) == {"images.npy", "index.csv"}
+    damage(first.array_path)
+    caplog.clear()
+    again = ImageCache(tmp_path / "cache", "fake", 32).build(_manifest(images))
+    assert again.rebuilt and again.open()[2].mean() == 60  # the right pixels again, never the damaged ones
+    assert "cache damaged" in caplog.text and str(first.array_path) in caplog.text and "rebuilding" in caplog.text
+    assert not ImageCache(tmp_path / "cache", "fake", 32).build(_manifest(images)).rebuilt  # and verified on reuse
+
+
+def test_a_cache_without_checksums_is_rebuilt(tmp_path, caplog):
+    path = tmp_path / "a.png"
+    _write(path, 7)
+    first = ImageCache(tmp_path / "cache", "fake", 32).build(_manifest([path]))
+    meta_path = first.directory / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    del meta["sha256"]  # as an older version wrote it
+    meta_path.write_text(json.dumps(meta))
+    assert ImageCache(tmp_path / "cache", "fake", 32).build(_manifest([path])).rebuilt
+    assert "holds no checksums" in caplog.text
+    meta_path.write_text("{not json")
+    assert ImageCache(tmp_path / "cache", "fake", 32).build(_manifest([path])).rebuilt

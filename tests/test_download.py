@@ -203,3 +203,51 @@ def test_pinned_checksums_match_the_shared_copies(shared_data):
 def test_cli_reports_unknown_sources(tmp_path, capsys):
     assert main(["download", "--data-root", str(tmp_path), "--only", "nope"]) == 1
     assert "unknown source(s) nope" in capsys.readouterr().err
+
+
+def _hostile_tar(member: tarfile.TarInfo) -> bytes:
+    """A good file, then ``member``: what a tampered or careless archive could hold."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        good = tarfile.TarInfo("repo-abc123/metadata.csv")
+        good.size = 3
+        tar.addfile(good, io.BytesIO(b"a,b"))
+        tar.addfile(member, io.BytesIO(b"evil") if member.isfile() else None)
+    return buffer.getvalue()
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, link: str = "") -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname, info.size = kind, link, 4 if kind == tarfile.REGTYPE else 0
+    return info
+
+
+@pytest.mark.parametrize("member, reason", [
+    (_member("repo-abc123/../../escape.txt"), "its path leads out of the archive's folder"),
+    (_member("repo-abc123/passwd", tarfile.SYMTYPE, "/etc/passwd"), "a link to an absolute path"),
+    (_member("repo-abc123/up", tarfile.SYMTYPE, "../../.."), "a link that points out of the archive's folder"),
+    (_member("repo-abc123/hard", tarfile.LNKTYPE, "../../escape.txt"), "a link that points out of the archive's folder"),
+    (_member("repo-abc123/null", tarfile.CHRTYPE), "a device or other special file"),
+])
+def test_a_refused_tar_member_is_an_error_naming_it_and_nothing_is_left(server, tmp_path, member, reason):
+    Files.content["/a.tar.gz"] = _hostile_tar(member)
+    root = tmp_path / "data"
+    remote = RemoteFile(f"{server}/a.tar.gz", ".downloads/a.tar.gz", extract_to="cohen")
+    with pytest.raises(DownloadError) as error:
+        download_all(root, sources=(Source("cohen", "x", "cohen", (remote,)),), quiet=True)
+    assert str(error.value) == f"a.tar.gz: member {member.name!r} refused ({reason}); nothing was extracted"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]  # nothing written outside the data root ...
+    assert sorted(p.name for p in root.iterdir()) == [".downloads", download.LOCK_FILE]  # ... nor a partial folder in it
+
+
+def test_a_truncated_or_foreign_tar_is_an_error_naming_it(server, tmp_path):
+    Files.content["/a.tar.gz"] = _tar_gz({"metadata.csv": b"a,b", "images/a.png": os.urandom(20000)})[:-5000]
+    root = tmp_path / "data"
+    remote = RemoteFile(f"{server}/a.tar.gz", ".downloads/a.tar.gz", extract_to="cohen")
+    with pytest.raises(DownloadError, match=r"a\.tar\.gz: not a readable tar archive after member 'repo-abc123/images/a\.png' .*nothing was extracted"):
+        download_all(root, sources=(Source("cohen", "x", "cohen", (remote,)),), quiet=True)
+    assert sorted(p.name for p in root.iterdir()) == [".downloads", download.LOCK_FILE]
+    Files.content["/b.tar.gz"] = b"<html>rate limited</html>"
+    remote = RemoteFile(f"{server}/b.tar.gz", ".downloads/b.tar.gz", extract_to="other")
+    with pytest.raises(DownloadError, match=r"b\.tar\.gz: not a readable tar archive \(file could not be opened successfully\); nothing"):
+        download_all(root, sources=(Source("other", "x", "other", (remote,)),), quiet=True)

@@ -1,8 +1,12 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from datamodules.splits import LeakageError, assert_patient_disjoint, assign_splits
+from datamodules.splits import (
+    LeakageError, SplitMismatchError, assert_patient_disjoint, assign_splits, check_split, read_split_csv, write_split_csv,
+)
 
 
 def _manifest(n_patients=60, seed=0):
@@ -58,3 +62,20 @@ def test_leakage_is_detected():
 def test_bad_fractions_are_rejected():
     with pytest.raises(ValueError):
         assign_splits(_manifest(), seed=0, val_fraction=0.6, test_fraction=0.5)
+
+
+def test_check_split_names_the_rows_that_disagree_with_the_dataset():
+    split = pd.DataFrame({"image": ["a.png", "b.png"], "path": ["/d/a.png", "/d/b.png"], "label": ["x", "y"],
+                          "patient_id": ["1", "2"], "split": ["train", "test"]})
+    dataset = pd.DataFrame({"path": ["/d/a.png", "/d/b.png"], "label": ["x", "z"], "patient_id": ["1", "2"]})
+    with pytest.raises(SplitMismatchError, match=r"s.csv: 1 images have another label than in /d: b.png: 'y' in the split file, 'z'"):
+        check_split(split, dataset, where="s.csv", origin="/d")
+    check_split(split, dataset.assign(label=["x", "y"]), where="s.csv", origin="/d")  # agreeing: no error
+
+
+def test_split_file_is_written_atomically_and_read_back(tmp_path):
+    manifest = _manifest()
+    path = tmp_path / "splits" / "s.csv"
+    write_split_csv(manifest, assign_splits(manifest, seed=0), Path("/x"), path)
+    assert [p.name for p in path.parent.iterdir()] == ["s.csv"]  # no temporary file left behind
+    assert len(read_split_csv(path)) == len(manifest)

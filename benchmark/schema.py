@@ -1,0 +1,447 @@
+"""The typed schema of every suite and method file (pydantic): each key is declared here with its type and range.
+
+A typo is an error naming the closest known key ("did you mean `seeds`?"); a wrong type or an out-of-range value
+is an error naming the key and the value, before anything is trained or written. Validated sections come back
+with their defaults filled in, so a result file records the effective configuration.
+
+Methods declare their own ``model:`` and ``task:`` keys with ``@method_schema(name)`` (one entry per
+LightningModule name); coming method kinds (chains, phases, autoencoders) add their sections the same way.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import re
+import typing
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
+
+PositiveInt = Annotated[int, Field(ge=1)]
+NonNegativeInt = Annotated[int, Field(ge=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+Fraction = Annotated[float, Field(ge=0, lt=1)]  # a probability or share that must leave something over
+Probability = Annotated[float, Field(ge=0, le=1)]
+
+
+def closest(key: str, known: typing.Iterable[str]) -> str:
+    """' (did you mean `x`?)' for the known key nearest to a typo, or ''."""
+    match = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
+    return f" (did you mean `{match[0]}`?)" if match else ""
+
+
+def unknown_keys(data: Any, known: typing.Iterable[str]) -> None:
+    """Raise one pydantic error naming every key of ``data`` that is not in ``known``, each with the closest known one."""
+    known = list(known)
+    if isinstance(data, dict):
+        unknown = [str(key) for key in data if key not in known]
+        if unknown:
+            listed = ", ".join(f"`{key}`{closest(key, known)}" for key in unknown)
+            raise PydanticCustomError("unknown_key", "unknown key {listed} (known: {known})", {"listed": listed, "known": ", ".join(known)})
+
+
+class Section(BaseModel):
+    """A mapping whose keys are all declared: unknown keys are errors with a suggestion."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_unknown_keys(cls, data: Any) -> Any:
+        unknown_keys(data, cls.model_fields)
+        return data
+
+
+# ----- data: the DataModule settings (datamodules/base.py CXRDataModule) -----
+Augmentation = Literal["none", "hflip", "light", "flip_rotate"]  # datamodules/transforms.py PRESETS
+
+
+class DataConfig(Section):
+    image_size: Annotated[int, Field(ge=8, le=4096)] = 224
+    batch_size: PositiveInt = 16
+    eval_batch_size: PositiveInt | None = None
+    num_workers: NonNegativeInt = 0
+    split_seed: int = 0
+    val_fraction: Fraction = 0.15
+    test_fraction: Fraction = 0.15
+    augmentation: Augmentation | None = "none"
+    augment_classes: list[str] | None = None
+    normalization: Literal["train_stats", "per_image"] = "train_stats"
+    balanced_sampling: Literal["undersample", "oversample"] | None = None
+    class_names: list[str] | None = None
+    class_map: dict[str, str] | None = None
+
+    @model_validator(mode="after")
+    def _fractions_leave_a_train_split(self) -> DataConfig:
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ValueError(f"val_fraction + test_fraction must be below 1 (got {self.val_fraction} + {self.test_fraction})")
+        return self
+
+
+# ----- trainer: the pytorch_lightning.Trainer arguments a suite may set -----
+class TrainerConfig(Section):
+    accelerator: str = "auto"
+    devices: PositiveInt | list[NonNegativeInt] | Literal["auto"] = 1
+    num_nodes: PositiveInt = 1
+    strategy: str = "auto"
+    precision: Literal["32-true", "32", "16-mixed", "bf16-mixed", "bf16-true", "16-true", "64-true"] | Literal[32, 16, 64] = "32-true"
+    max_epochs: PositiveInt = 1
+    max_steps: Annotated[int, Field(ge=-1)] = -1
+    deterministic: bool | Literal["warn"] = "warn"
+    log_every_n_steps: PositiveInt = 10
+    enable_progress_bar: bool = True
+    enable_model_summary: bool = True
+    num_sanity_val_steps: Annotated[int, Field(ge=-1)] = 2
+    check_val_every_n_epoch: PositiveInt = 1
+    limit_train_batches: PositiveInt | Annotated[float, Field(gt=0, le=1)] | None = None
+    limit_val_batches: NonNegativeInt | Probability | None = None
+    limit_test_batches: PositiveInt | Annotated[float, Field(gt=0, le=1)] | None = None
+    accumulate_grad_batches: PositiveInt = 1
+    gradient_clip_val: Annotated[float, Field(ge=0)] | None = None
+
+
+# ----- optimisers, schedulers, losses (lightning_modules/base.py and losses.py) -----
+Betas = tuple[Fraction, Fraction]
+
+
+class Adam(Section):
+    name: Literal["adam", "adamw"]
+    lr: PositiveFloat = 1e-4
+    betas: Betas = (0.9, 0.999)
+    eps: PositiveFloat = 1e-8
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    amsgrad: bool = False
+
+
+class SGD(Section):
+    name: Literal["sgd"]
+    lr: PositiveFloat = 1e-3
+    momentum: Annotated[float, Field(ge=0)] = 0.0
+    dampening: Annotated[float, Field(ge=0)] = 0.0
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    nesterov: bool = False
+
+
+class RMSprop(Section):
+    name: Literal["rmsprop"]
+    lr: PositiveFloat = 1e-2
+    alpha: Fraction = 0.99
+    eps: PositiveFloat = 1e-8
+    weight_decay: Annotated[float, Field(ge=0)] = 0.0
+    momentum: Annotated[float, Field(ge=0)] = 0.0
+    centered: bool = False
+
+
+Optimizer = Annotated[Union[Adam, SGD, RMSprop], Field(discriminator="name")]
+
+
+class Plateau(Section):
+    name: Literal["plateau"]
+    monitor: str = "val/loss"
+    mode: Literal["min", "max"] = "min"
+    factor: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    patience: NonNegativeInt = 10
+    threshold: Annotated[float, Field(ge=0)] = 1e-4
+    cooldown: NonNegativeInt = 0
+    min_lr: Annotated[float, Field(ge=0)] = 0.0
+
+
+class StepLR(Section):
+    name: Literal["step"]
+    step_size: PositiveInt
+    gamma: PositiveFloat = 0.1
+
+
+class Cosine(Section):
+    name: Literal["cosine"]
+    t_max: PositiveInt | None = None  # default: the trainer's max_epochs
+    eta_min: Annotated[float, Field(ge=0)] = 0.0
+
+
+class Exponential(Section):
+    name: Literal["exponential"]
+    gamma: PositiveFloat
+
+
+Scheduler = Annotated[Union[Plateau, StepLR, Cosine, Exponential], Field(discriminator="name")]
+
+
+class CrossEntropy(Section):
+    name: Literal["cross_entropy"]
+    weight: list[PositiveFloat] | None = None
+    label_smoothing: Fraction = 0.0
+
+
+class BCE(Section):
+    name: Literal["bce"]
+    pos_weight: list[PositiveFloat] | None = None
+
+
+class WeightedCrossEntropy(Section):
+    """Weighted-CE paper, eq. (4): beta scales the positive class's term (a list or mapping: one per class)."""
+
+    name: Literal["weighted_cross_entropy"]
+    beta: PositiveFloat | list[PositiveFloat] | dict[str, PositiveFloat] = 1.0
+    positive: str | NonNegativeInt | None = None
+
+
+Loss = Annotated[Union[CrossEntropy, BCE, WeightedCrossEntropy], Field(discriminator="name")]
+
+
+class Monitor(Section):
+    metric: Annotated[str, Field(pattern=r"^val/")] = "val/accuracy"
+    mode: Literal["min", "max"] = "max"
+
+
+class StartWeightsFile(Section):
+    """A local weights file; ``strict: false`` loads whatever matches instead of failing on a mismatch."""
+
+    file: str
+    strict: bool = True
+
+
+# ----- per-method sections: `model:` and `task:` -----
+class NoOptions(Section):
+    pass
+
+
+METHOD_SCHEMAS: dict[str, tuple[type[Section], type[Section]]] = {}
+
+
+def method_schema(name: str, *, task: type[Section] = NoOptions):
+    """Register the ``model:`` section (the decorated class) and the ``task:`` section of method ``name``."""
+
+    def register(model: type[Section]) -> type[Section]:
+        if name in METHOD_SCHEMAS:
+            raise ValueError(f"method schema {name!r} is declared twice")
+        METHOD_SCHEMAS[name] = (model, task)
+        return model
+
+    return register
+
+
+Dropout = Annotated[float, Field(ge=0, lt=1)]
+
+
+@method_schema("single_net")
+class SingleNetModel(Section):
+    """Siamese paper, section 3.2 and eq. (4): the COVID-Net encoder's width and its dense head."""
+
+    nf: PositiveInt = 128
+    fc_units: PositiveInt = 1024
+    dropout: tuple[Dropout, Dropout, Dropout] = (0.5, 0.2, 0.2)
+
+
+class SiameseTask(Section):
+    pairs_per_epoch: PositiveInt = 12000
+    images_per_batch: PositiveInt | None = None
+    pair_embedding: Literal["batch", "two_tower"] = "batch"
+    validation_trials: PositiveInt = 129
+    validation_seed: int = 0
+
+
+@method_schema("siamese", task=SiameseTask)
+class SiameseModel(Section):
+    """Siamese paper, sections 2.1 and 2.3; ``variant: authors`` adds the authors' bias and dropout."""
+
+    variant: Literal["paper", "authors"] = "paper"
+    nf: PositiveInt = 128
+    fc_units: PositiveInt = 1024
+    dropout: tuple[Dropout, Dropout, Dropout] | None = None  # None: the variant's
+    distance_bias: bool | None = None  # None: the variant's
+
+
+class ACNNOptions(Section):
+    depth: PositiveInt = 16
+    width: PositiveInt = 3
+    expansion: PositiveInt = 3
+    rates: tuple[PositiveInt, PositiveInt] = (1, 3)
+    init_std: PositiveFloat = 0.5
+
+
+class FCNHeadOptions(Section):
+    hidden: list[PositiveInt] = [128, 16]
+    dropout: Dropout = 0.2
+
+
+class LinearHeadOptions(Section):
+    dropout: Dropout = 0.0
+
+
+@method_schema("classifier")
+class ClassifierModel(Section):
+    """A backbone (``acnn`` or a timm architecture) and a head (``fcn``: the weighted-CE authors'; ``linear``)."""
+
+    backbone: str = "resnet50"
+    backbone_options: dict[str, Any] = {}
+    head: Literal["fcn", "linear"] = "linear"
+    head_options: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _options(self) -> ClassifierModel:
+        if self.backbone == "acnn":
+            self.backbone_options = ACNNOptions.model_validate(self.backbone_options).model_dump()
+        else:
+            import timm
+
+            if not timm.is_model(self.backbone):
+                raise ValueError(f"unknown backbone `{self.backbone}`{closest(self.backbone, ['acnn', *timm.list_models()])} (acnn or a timm model name)")
+        head = FCNHeadOptions if self.head == "fcn" else LinearHeadOptions
+        self.head_options = head.model_validate(self.head_options).model_dump()
+        return self
+
+
+# ----- method and suite files -----
+class MethodFile(Section):
+    """A method file after its ``extends:`` chain is merged; ``id`` and ``file`` are set by the loader. The
+    ``model:`` and ``task:`` sections are the method's own (METHOD_SCHEMAS); ``data:`` and ``trainer:`` are
+    checked here key by key and validated whole once merged with the suite's."""
+
+    method: str
+    id: str
+    file: str
+    title: str | None = None
+    paper: str | None = None
+    model: dict[str, Any] = {}
+    task: dict[str, Any] = {}
+    loss: Loss | None = None  # None: the method's own (cross-entropy, or BCE for multi-label tasks)
+    optimizer: Optimizer = Adam(name="adam")
+    scheduler: Scheduler | None = None
+    start_weights: str | StartWeightsFile | None = None
+    data: dict[str, Any] = {}
+    trainer: dict[str, Any] = {}
+    monitor: Monitor = Monitor()
+    grid_search: dict[str, Any] | None = None  # benchmark/grid_search.py parses it; every point is validated
+    deviations: list[str] = []
+
+    @model_validator(mode="after")
+    def _known_method(self) -> MethodFile:
+        if self.method not in METHOD_SCHEMAS:
+            raise PydanticCustomError("unknown_method", "unknown method `{name}`{hint} (known: {known})",
+                                      {"name": self.method, "hint": closest(self.method, METHOD_SCHEMAS), "known": ", ".join(sorted(METHOD_SCHEMAS))})
+        return self
+
+
+class DatasetEntry(Section):
+    name: str
+    root: str | None = None
+    options: dict[str, Any] = {}  # checked against the DataModule's own arguments (dataset_options)
+
+
+class GainOptions(Section):
+    """Weighted-CE paper, section VI.C: the Gain table against a reference method."""
+
+    reference: str | None = None
+    positive: str = "COVID-19"
+    ppcr: Literal["as_defined", "as_tabulated"] = "as_defined"
+
+
+class LeaderboardOptions(Section):
+    gain: GainOptions | None = None
+
+
+class WandbOptions(Section):
+    enabled: bool = True
+    mode: Literal["offline", "online", "disabled"] = "offline"
+    project: str = "cxr-bench"
+    entity: str | None = None
+
+
+class LoggingOptions(Section):
+    wandb: bool | WandbOptions = WandbOptions()
+
+
+class SuiteFile(Section):
+    """A suite; its ``data:`` and ``trainer:`` override every method's and are checked key by key."""
+
+    name: str | None = None
+    description: str = ""
+    datasets: Annotated[list[Union[str, DatasetEntry]], Field(min_length=1)]
+    methods: Annotated[list[str], Field(min_length=1)]
+    seeds: Annotated[list[int], Field(min_length=1)] = [0]
+    synthetic_without_data_root: bool = False
+    data: dict[str, Any] = {}
+    trainer: dict[str, Any] = {}
+    grid_search: bool | dict[str, Any] = False
+    leaderboard: LeaderboardOptions = LeaderboardOptions()
+    logging: LoggingOptions = LoggingOptions()
+
+
+def validate(model: type[BaseModel], data: Any, *, where: str, section: str = "", partial: bool = False) -> dict[str, Any]:
+    """``data`` validated as ``model``, defaults filled (``partial``: only the keys given); errors become one
+    ConfigError naming ``where`` (the file), each bad key (under ``section``) and its value."""
+    from benchmark.config import ConfigError
+
+    try:
+        return model.model_validate({} if data is None else data).model_dump(mode="json", exclude_unset=partial)
+    except ValidationError as error:
+        raise ConfigError(f"{where}: " + "; ".join(_messages(error, (section,) if section else ()))) from None
+
+
+def _messages(error: ValidationError, prefix: tuple) -> list[str]:
+    """One message per bad key; where a union's branches disagree (a path or a mapping), a type mismatch of one
+    branch is dropped when another branch says more."""
+    located = [(_location(prefix, item), item) for item in error.errors()]
+    said_more = {key for key, item in located if not item["type"].endswith("_type")}
+    return list(dict.fromkeys(_message(key, item) for key, item in located if not (item["type"].endswith("_type") and key in said_more)))
+
+
+# pydantic puts the union member it tried (a tag such as `adam`, or a type name) into an error's location
+_TYPE_TAGS = re.compile(r"^(str|int|float|bool|list|dict|tuple|none|literal|constrained-.*|function-.*)$|\[")
+
+
+def _location(prefix: tuple, item: dict) -> str:
+    tags = set(_DISCRIMINATOR_TAGS) | {cls.__name__ for cls in _subclasses(Section)}
+    parts = [str(part) for part in (*prefix, *item["loc"])]
+    return ".".join(part for part in parts if not _TYPE_TAGS.search(part) and part not in tags)
+
+
+def _message(key: str, item: dict) -> str:
+    kind, message, value = item["type"], item["msg"].removeprefix("Value error, "), item.get("input")
+    if kind in ("unknown_key", "unknown_method") or (kind == "value_error" and isinstance(value, dict)):
+        return f"{key}: {message}" if key else message
+    if kind == "missing":
+        return f"{key}: missing required key"
+    return f"{key or '(top level)'}: {message} (got {value!r})"
+
+
+def _subclasses(cls: type) -> list[type]:
+    return [sub for direct in cls.__subclasses__() for sub in (direct, *_subclasses(direct))]
+
+
+_DISCRIMINATOR_TAGS = ("adam", "adamw", "sgd", "rmsprop", "plateau", "step", "cosine", "exponential", "cross_entropy", "bce", "weighted_cross_entropy")
+
+
+# ----- a DataModule's own options: checked against its constructor's signature -----
+INTERNAL_ARGUMENTS = {"self", "root", "cache_dir", "split_dir", "sampling_seed", "kwargs", "args"}
+
+
+def dataset_options(cls: type, options: dict[str, Any], *, where: str) -> dict[str, Any]:
+    """Check a suite's ``options:`` for dataset ``cls`` against the constructor arguments it and its bases take
+    (names, and types where annotated); returns them unchanged."""
+    from benchmark.config import ConfigError
+
+    parameters: dict[str, inspect.Parameter] = {}
+    hints: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        for name, parameter in inspect.signature(init).parameters.items():
+            if name not in INTERNAL_ARGUMENTS and parameter.kind is not parameter.VAR_KEYWORD:
+                parameters[name] = parameter
+        try:
+            hints.update(typing.get_type_hints(init))
+        except Exception:  # an annotation that cannot be resolved is only not type-checked
+            pass
+    for name, value in (options or {}).items():
+        if name not in parameters:
+            raise ConfigError(f"{where}: dataset {cls.name!r} has no option `{name}`{closest(name, parameters)} (options: {', '.join(sorted(parameters))})")
+        if name in hints:
+            try:
+                TypeAdapter(hints[name]).validate_python(value)
+            except ValidationError as error:
+                raise ConfigError(f"{where}: option `{name}` of dataset {cls.name!r}: {error.errors()[0]['msg']} (got {value!r})") from None
+    return dict(options or {})
