@@ -177,9 +177,9 @@ def cmd_download(args) -> int:
 
     try:
         return download_all(args.data_root, only=args.only)
-    except DownloadError as error:
+    except DownloadError as error:  # a refused, damaged or unreachable download: named, nothing half-extracted left
         print(f"error: {error}", file=sys.stderr)
-        return 1
+        return 2
 
 
 def cmd_list(args) -> int:

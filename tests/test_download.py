@@ -201,7 +201,7 @@ def test_pinned_checksums_match_the_shared_copies(shared_data):
 
 
 def test_cli_reports_unknown_sources(tmp_path, capsys):
-    assert main(["download", "--data-root", str(tmp_path), "--only", "nope"]) == 1
+    assert main(["download", "--data-root", str(tmp_path), "--only", "nope"]) == 2
     assert "unknown source(s) nope" in capsys.readouterr().err
 
 
