@@ -1,20 +1,17 @@
-"""Methods as LightningModules, found by name (``method: single_net`` in a config)."""
+"""Methods as LightningModules, found by name (``method: single_net`` in a config) in ``registries.METHODS``."""
 
 from __future__ import annotations
 
+from lightning_modules import classifier, siamese, single_net  # noqa: F401 (they register their methods)
 from lightning_modules.base import ClassificationTask
-from lightning_modules.classifier import ImageClassifier
-from lightning_modules.siamese import SiameseCOVIDNet
-from lightning_modules.single_net import SingleNetCOVIDNet
+from lightning_modules.registries import METHODS
 
-TASKS: dict[str, type[ClassificationTask]] = {cls.name: cls for cls in (SingleNetCOVIDNet, SiameseCOVIDNet, ImageClassifier)}
+TASKS = METHODS  # the older name: `name in TASKS`, `TASKS[name]`, `sorted(TASKS)` work as before
 
 
 def get_task_class(name: str) -> type[ClassificationTask]:
-    try:
-        return TASKS[name]
-    except KeyError:
-        raise KeyError(f"unknown method {name!r}; known: {', '.join(sorted(TASKS))}") from None
+    """The LightningModule of method ``name``; an unknown name is a KeyError listing the known ones."""
+    return METHODS[name]
 
 
-__all__ = ["ClassificationTask", "TASKS", "get_task_class"]
+__all__ = ["ClassificationTask", "METHODS", "TASKS", "get_task_class"]

@@ -15,11 +15,10 @@ from torch import nn
 
 from lightning_modules.losses import build_loss
 from lightning_modules.metrics import classification_metrics
+from lightning_modules.optim import build_optimizer, build_scheduler
 from lightning_modules.weights import load_start_weights
 
 log = logging.getLogger(__name__)
-
-OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD, "rmsprop": torch.optim.RMSprop}
 
 
 class ClassificationTask(pl.LightningModule):
@@ -122,35 +121,12 @@ class ClassificationTask(pl.LightningModule):
 
     # ----- optimisation -----
     def configure_optimizers(self):
-        config = dict(self.hparams.optimizer or {"name": "adam", "lr": 1e-4})
-        name = config.pop("name", "adam").lower()
-        if name not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {name!r}; known: {sorted(OPTIMIZERS)}")
-        if "betas" in config:
-            config["betas"] = tuple(config["betas"])
-        optimizer = OPTIMIZERS[name](self.trainable_parameters(), **config)
-        scheduler = self.build_scheduler(optimizer)
+        optimizer = build_optimizer(self.trainable_parameters(), self.hparams.optimizer)
+        scheduler = build_scheduler(optimizer, self.hparams.scheduler, max_epochs=lambda: self.trainer.max_epochs)
         return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
 
     def trainable_parameters(self):
         return (p for p in self.parameters() if p.requires_grad)
-
-    def build_scheduler(self, optimizer) -> dict | None:
-        config = dict(self.hparams.scheduler or {})
-        name = config.pop("name", None)
-        if name is None:
-            return None
-        if name == "plateau":
-            monitor = config.pop("monitor", "val/loss")
-            mode = config.pop("mode", "min")
-            return {"scheduler": torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode=mode, **config), "monitor": monitor}
-        if name == "step":
-            return {"scheduler": torch.optim.lr_scheduler.StepLR(optimizer, **config)}
-        if name == "cosine":
-            return {"scheduler": torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.pop("t_max", self.trainer.max_epochs), **config)}
-        if name == "exponential":
-            return {"scheduler": torch.optim.lr_scheduler.ExponentialLR(optimizer, **config)}
-        raise ValueError(f"unknown scheduler {name!r}; known: plateau, step, cosine, exponential")
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -12,10 +12,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lightning_modules.backbones import timm_models  # noqa: F401 (registers the timm fallback)
 from lightning_modules.backbones.acnn import ACNN
 from lightning_modules.backbones.heads import build_head
-from lightning_modules.backbones.timm_models import create_backbone
 from lightning_modules.base import ClassificationTask
+from lightning_modules.registries import BACKBONES, METHODS
 
 
 class BackboneClassifier(nn.Module):
@@ -34,14 +35,11 @@ class BackboneClassifier(nn.Module):
 
 
 def build_backbone(name: str, *, in_chans: int, **options) -> tuple[nn.Module, int]:
-    """(backbone, feature channels) for ``acnn`` or any timm model name."""
-    if name == "acnn":
-        backbone = ACNN(in_chans=in_chans, **options)
-        return backbone, backbone.out_channels
-    backbone = create_backbone(name, in_chans=in_chans, **options)
-    return backbone, backbone.num_features
+    """(backbone, feature channels) for a registered backbone (``acnn``) or any timm model name."""
+    return BACKBONES[name](in_chans=in_chans, **options)
 
 
+@METHODS.register()
 class ImageClassifier(ClassificationTask):
     name = "classifier"
 

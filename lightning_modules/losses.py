@@ -7,11 +7,11 @@ single-label classifier: ``loss: {name: weighted_cross_entropy, beta: 0.75}``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from lightning_modules.registries import LOSSES
 
 IGNORE = -1.0
 
@@ -85,36 +85,27 @@ def _positive_index(positive, *, num_classes: int, class_names: list[str] | None
     raise ValueError("weighted_cross_entropy: a scalar beta on a task of more than two classes needs `positive: <class>`")
 
 
+@LOSSES.register("weighted_cross_entropy")
 def _weighted_cross_entropy(num_classes: int, multilabel: bool, *, beta=1.0, positive: str | int | None = None, class_names: list[str] | None = None) -> nn.Module:
     if multilabel:
         raise ValueError("weighted_cross_entropy is for single-label tasks; use `bce` with pos_weight for multi-label ones")
     return WeightedCrossEntropy(wce_class_weights(1.0 if beta is None else beta, num_classes=num_classes, class_names=class_names, positive=positive))
 
 
-def _cross_entropy(num_classes: int, multilabel: bool, **options) -> nn.Module:
+@LOSSES.register("cross_entropy")
+def _cross_entropy(num_classes: int, multilabel: bool, class_names: list[str] | None = None, **options) -> nn.Module:
     if "weight" in options and options["weight"] is not None:
         options["weight"] = torch.tensor(options["weight"], dtype=torch.float32)
     return nn.CrossEntropyLoss(**options)
 
 
-def _bce(num_classes: int, multilabel: bool, **options) -> nn.Module:
+@LOSSES.register("bce")
+def _bce(num_classes: int, multilabel: bool, class_names: list[str] | None = None, **options) -> nn.Module:
     return MaskedBCEWithLogits(**options)
 
 
-# name -> factory(num_classes, multilabel, **options). Methods add their losses here.
-LOSSES: dict[str, Callable[..., nn.Module]] = {
-    "cross_entropy": _cross_entropy,
-    "bce": _bce,
-    "weighted_cross_entropy": _weighted_cross_entropy,
-}
-NEEDS_CLASS_NAMES = {"weighted_cross_entropy"}
-
-
 def build_loss(config: dict | None, *, num_classes: int, multilabel: bool, class_names: list[str] | None = None) -> nn.Module:
+    """The loss a method's ``loss:`` section names (default: cross-entropy, BCE for multi-label tasks)."""
     config = dict(config or {})
     name = config.pop("name", "bce" if multilabel else "cross_entropy")
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss {name!r}; known: {', '.join(sorted(LOSSES))}")
-    if name in NEEDS_CLASS_NAMES:
-        config["class_names"] = class_names
-    return LOSSES[name](num_classes, multilabel, **config)
+    return LOSSES[name](num_classes, multilabel, class_names=class_names, **config)

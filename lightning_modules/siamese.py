@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 from datamodules.sampling import PairBatchDataset, PairBatchSampler
 from lightning_modules.backbones.covidnet import COVIDNetEncoder
 from lightning_modules.base import ClassificationTask
+from lightning_modules.registries import METHODS
 
 VARIANTS = {"paper": {"distance_bias": False, "dropout": (0.0, 0.0, 0.0)}, "authors": {"distance_bias": True, "dropout": (0.5, 0.2, 0.2)}}
 PAIR_EMBEDDINGS = ("batch", "two_tower")
@@ -105,6 +106,7 @@ def one_shot_trials(labels: np.ndarray, *, num_classes: int, trials: int, seed: 
     return queries, references
 
 
+@METHODS.register()
 class SiameseCOVIDNet(ClassificationTask):
     name = "siamese"
 

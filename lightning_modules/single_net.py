@@ -7,8 +7,10 @@ from __future__ import annotations
 
 from lightning_modules.backbones.covidnet import COVIDNetClassifier
 from lightning_modules.base import ClassificationTask
+from lightning_modules.registries import METHODS
 
 
+@METHODS.register()
 class SingleNetCOVIDNet(ClassificationTask):
     name = "single_net"
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lightning_modules.registries import BACKBONES
+
 DEPTH = 16
 WIDTH = 3
 EXPANSION = 3
@@ -59,3 +61,10 @@ class ACNN(nn.Module):
         if x.shape[1] != self.width:
             x = x.expand(-1, self.width, -1, -1)
         return self.blocks(x)
+
+
+@BACKBONES.register("acnn")
+def acnn_backbone(*, in_chans: int = 1, **options) -> tuple[nn.Module, int]:
+    """(ACNN, its feature channels) for the classifier's ``backbone: acnn``."""
+    backbone = ACNN(in_chans=in_chans, **options)
+    return backbone, backbone.out_channels

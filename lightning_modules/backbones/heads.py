@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from lightning_modules.registries import HEADS
+
 
 class FCNHead(nn.Module):
     def __init__(self, in_channels: int, spatial: tuple[int, int], num_classes: int, hidden: tuple[int, ...] = (128, 16), dropout: float = 0.2):
@@ -40,9 +42,16 @@ class LinearHead(nn.Module):
         return self.layers(features)
 
 
+@HEADS.register("fcn")
+def _fcn(*, in_channels: int, spatial: tuple[int, int], num_classes: int, hidden=(128, 16), dropout: float = 0.2) -> nn.Module:
+    return FCNHead(in_channels, spatial, num_classes, hidden=tuple(hidden), dropout=dropout)
+
+
+@HEADS.register("linear")
+def _linear(*, in_channels: int, spatial: tuple[int, int], num_classes: int, dropout: float = 0.0) -> nn.Module:
+    return LinearHead(in_channels, num_classes, dropout=dropout)
+
+
 def build_head(kind: str, *, in_channels: int, spatial: tuple[int, int], num_classes: int, **options) -> nn.Module:
-    if kind == "fcn":
-        return FCNHead(in_channels, spatial, num_classes, hidden=tuple(options.get("hidden", (128, 16))), dropout=options.get("dropout", 0.2))
-    if kind == "linear":
-        return LinearHead(in_channels, num_classes, dropout=options.get("dropout", 0.0))
-    raise ValueError(f"unknown head {kind!r}; known: fcn (the weighted-CE authors' head), linear")
+    """Head ``kind`` (``fcn``: the weighted-CE authors'; ``linear``) over a feature map of ``in_channels`` x ``spatial``."""
+    return HEADS[kind](in_channels=in_channels, spatial=spatial, num_classes=num_classes, **options)

@@ -15,6 +15,7 @@ from pathlib import Path
 import timm
 from torch import nn
 
+from lightning_modules.registries import BACKBONES
 from lightning_modules.weights import PREFIXES, load_weights, read_state_dict  # noqa: F401 (public names kept here)
 
 
@@ -25,3 +26,10 @@ def create_backbone(name: str, *, in_chans: int = 1, weights_file: str | Path | 
     if weights_file:
         load_weights(model, weights_file)
     return model
+
+
+@BACKBONES.register_fallback
+def timm_backbone(name: str, *, in_chans: int = 1, **options) -> tuple[nn.Module, int]:
+    """(timm model ``name``, its feature channels): every backbone name not registered otherwise."""
+    backbone = create_backbone(name, in_chans=in_chans, **options)
+    return backbone, backbone.num_features
