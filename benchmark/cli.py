@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument("--data-root", type=Path, default=Path("data"), help="where the datasets go (default: ./data)")
     fetch.add_argument("--only", nargs="+", metavar="NAME", help="only these sources (see benchmark/download.py SOURCES)")
 
-    commands.add_parser("list", help="the registered datasets and methods")
+    commands.add_parser("list", help="every name a config may use: datasets, methods, backbones, heads, losses, optimizers, schedulers, augmentations")
     return parser
 
 
@@ -183,12 +183,21 @@ def cmd_download(args) -> int:
 
 
 def cmd_list(args) -> int:
-    from datamodules import DATAMODULES
-    from lightning_modules import TASKS
-
-    print("datasets: " + ", ".join(sorted(DATAMODULES)))
-    print("methods:  " + ", ".join(sorted(TASKS)))
+    """Print every registered name a suite or method file may use, one kind a line."""
+    for kind, names in registered_names().items():
+        print(f"{kind + ':':<15}{', '.join(names)}")
     return 0
+
+
+def registered_names() -> dict[str, list[str]]:
+    """{kind: names} of everything found by name, in the order `list` prints them."""
+    from datamodules import DATAMODULES
+    from datamodules.transforms import PRESETS
+    from lightning_modules.registries import BACKBONES, HEADS, LOSSES, METHODS, OPTIMIZERS, SCHEDULERS
+
+    return {"datasets": sorted(DATAMODULES), "methods": METHODS.names(), "backbones": [*BACKBONES.names(), BACKBONES.fallback_label],
+            "heads": HEADS.names(), "losses": LOSSES.names(), "optimizers": OPTIMIZERS.names(), "schedulers": SCHEDULERS.names(),
+            "augmentations": sorted(PRESETS)}
 
 
 def main(argv: list[str] | None = None) -> int:
