@@ -4,15 +4,16 @@ A method file may ``extends:`` another (deep-merged, child wins); a suite's ``da
 override every method's, so the settings that must be shared (image size, the split) are the same for all.
 Split settings come only from the suite: every method of a suite trains and tests on one split.
 
-A method's ``grid_search:`` describes its paper's hyper-parameter search (``benchmark.grid_search``); it runs only
-where the suite says ``grid_search: true`` (or gives a mapping, merged over the method's). A suite's
+A method's ``grid_search:`` describes its paper's hyper-parameter search (parsed and applied here, run by
+``benchmark.grid_search``); it runs only where the suite says ``grid_search: true`` (or gives a mapping, merged over the method's). A suite's
 ``leaderboard:`` options (e.g. ``{gain: {reference: <method id>}}``) travel in each result to the leaderboard.
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+import itertools
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -172,8 +173,6 @@ def _check_start_weights(methods: list[dict]) -> None:
 
 def validate_spec(spec: RunSpec, *, where: str) -> RunSpec:
     """A spec whose sections are validated again (a grid point changes them); defaults filled."""
-    from dataclasses import replace
-
     from benchmark.schema import METHOD_SCHEMAS, DataConfig, MethodFile, TrainerConfig, validate
 
     method = validate(MethodFile, spec.method, where=where)
@@ -186,8 +185,6 @@ def validate_spec(spec: RunSpec, *, where: str) -> RunSpec:
 
 def _validate_grid_points(spec: RunSpec, grid: dict, *, where: str) -> None:
     """Every point of a grid search is a valid configuration (a typo in an axis fails before any training)."""
-    from benchmark.grid_search import apply, parse_grid, points
-
     axes, overrides = parse_grid(grid, where=where)
     for values in points(axes):
         validate_spec(apply(spec, values, overrides), where=f"{where} point {values}")
@@ -200,10 +197,65 @@ def _grid_search(suite_grid: Any, method: dict, path: Path) -> dict | None:
     grid = deep_merge(method.get("grid_search") or {}, suite_grid if isinstance(suite_grid, dict) else {})
     if not grid:
         return None  # `grid_search: true` and a method without a search of its own: train it as configured
-    from benchmark.grid_search import parse_grid
-
     parse_grid(grid, where=f"{path} (method {method['id']})")
     return grid
+
+
+# ----- grid-search parsing and applying (benchmark/grid_search.py runs the searches) -----
+GRID_SECTIONS = ("data", "trainer", "model", "optimizer", "loss", "scheduler", "task")
+
+
+def parse_grid(grid: dict, *, where: str = "grid_search") -> tuple[dict[str, list], dict[str, Any]]:
+    """Split a ``grid_search`` mapping into axes ({dotted key: values}) and search-only overrides."""
+    axes, overrides = {}, {}
+    for key, value in grid.items():
+        if key == "seed":
+            continue
+        if "." in key:
+            section, name = key.split(".", 1)
+            if section not in GRID_SECTIONS:
+                raise ConfigError(f"{where}: grid axis {key!r} must start with one of {', '.join(GRID_SECTIONS)}")
+            if section == "data" and name in (*SPLIT_KEYS, "image_size"):
+                raise ConfigError(f"{where}: grid axis {key!r} would change the shared split or images; the suite fixes it")
+            if not isinstance(value, list) or not value:
+                raise ConfigError(f"{where}: grid axis {key!r} needs a non-empty list of values")
+            axes[key] = value
+        elif key in GRID_SECTIONS and isinstance(value, dict):
+            overrides[key] = value
+        else:
+            raise ConfigError(f"{where}: unknown grid_search key {key!r}; use '<section>.<key>: [values]' axes or {', '.join(GRID_SECTIONS)} mappings")
+    if not axes:
+        raise ConfigError(f"{where}: grid_search has no axis (a dotted key with a list of values)")
+    return axes, overrides
+
+
+def apply(spec, values: dict[str, Any], overrides: dict[str, Any] | None = None):
+    """A copy of ``spec`` with section overrides deep-merged, then the dotted ``values`` set."""
+    method, data, trainer = copy.deepcopy(spec.method), copy.deepcopy(spec.data), copy.deepcopy(spec.trainer)
+    sections = {"data": data, "trainer": trainer}
+    for section, settings in (overrides or {}).items():
+        target = sections.get(section)
+        if target is not None:
+            target.update(deep_merge(target, settings))
+        else:
+            method[section] = deep_merge(method.get(section) or {}, settings)
+    for key, value in values.items():
+        section, path = key.split(".", 1)
+        target = sections.get(section)
+        if target is None:
+            if not isinstance(method.get(section), dict):
+                method[section] = {}
+            target = method[section]
+        *parents, leaf = path.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    return replace(spec, method=method, data=data, trainer=trainer, grid_search=None)
+
+
+def points(axes: dict[str, list]) -> list[dict[str, Any]]:
+    """Every combination of the axes' values, as {dotted key: value}."""
+    return [dict(zip(axes, combination)) for combination in itertools.product(*axes.values())]
 
 
 def _dataset_entry(entry: Any, path: Path, data_root: str | Path | None, raw: dict) -> dict:

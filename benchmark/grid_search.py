@@ -12,77 +12,23 @@ A method's YAML describes the search and a suite turns it on (``grid_search: tru
 Every point trains on the train split and is scored by the method's ``monitor`` on the validation split; the test
 split is never touched. The final run uses the best point's values with the method's own settings. The search is
 written to ``<out>/grid_search/<dataset>/<method>.json`` with a fingerprint of everything it depends on except
-the run seed (search runs use ``seed``, default 0), so the seeds of a suite, and reruns, reuse one search.
+the run seed (search runs use ``seed``, default 0), so the seeds of a suite, and reruns, reuse one search. The
+grid itself is parsed and applied by ``benchmark.config`` (``parse_grid``, ``apply``, ``points``); this module only runs it.
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
-import itertools
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import SPLIT_KEYS, ConfigError, deep_merge
+from benchmark.config import apply, parse_grid, points
 
 log = logging.getLogger(__name__)
-
-SECTIONS = ("data", "trainer", "model", "optimizer", "loss", "scheduler", "task")
-
-
-def parse_grid(grid: dict, *, where: str = "grid_search") -> tuple[dict[str, list], dict[str, Any]]:
-    """Split a ``grid_search`` mapping into axes ({dotted key: values}) and search-only overrides."""
-    axes, overrides = {}, {}
-    for key, value in grid.items():
-        if key == "seed":
-            continue
-        if "." in key:
-            section, name = key.split(".", 1)
-            if section not in SECTIONS:
-                raise ConfigError(f"{where}: grid axis {key!r} must start with one of {', '.join(SECTIONS)}")
-            if section == "data" and name in (*SPLIT_KEYS, "image_size"):
-                raise ConfigError(f"{where}: grid axis {key!r} would change the shared split or images; the suite fixes it")
-            if not isinstance(value, list) or not value:
-                raise ConfigError(f"{where}: grid axis {key!r} needs a non-empty list of values")
-            axes[key] = value
-        elif key in SECTIONS and isinstance(value, dict):
-            overrides[key] = value
-        else:
-            raise ConfigError(f"{where}: unknown grid_search key {key!r}; use '<section>.<key>: [values]' axes or {', '.join(SECTIONS)} mappings")
-    if not axes:
-        raise ConfigError(f"{where}: grid_search has no axis (a dotted key with a list of values)")
-    return axes, overrides
-
-
-def apply(spec, values: dict[str, Any], overrides: dict[str, Any] | None = None):
-    """A copy of ``spec`` with section overrides deep-merged, then the dotted ``values`` set."""
-    method, data, trainer = copy.deepcopy(spec.method), copy.deepcopy(spec.data), copy.deepcopy(spec.trainer)
-    sections = {"data": data, "trainer": trainer}
-    for section, settings in (overrides or {}).items():
-        target = sections.get(section)
-        if target is not None:
-            target.update(deep_merge(target, settings))
-        else:
-            method[section] = deep_merge(method.get(section) or {}, settings)
-    for key, value in values.items():
-        section, path = key.split(".", 1)
-        target = sections.get(section)
-        if target is None:
-            if not isinstance(method.get(section), dict):
-                method[section] = {}
-            target = method[section]
-        *parents, leaf = path.split(".")
-        for parent in parents:
-            target = target.setdefault(parent, {})
-        target[leaf] = value
-    return replace(spec, method=method, data=data, trainer=trainer, grid_search=None)
-
-
-def points(axes: dict[str, list]) -> list[dict[str, Any]]:
-    return [dict(zip(axes, combination)) for combination in itertools.product(*axes.values())]
 
 
 def _fingerprint(spec, grid: dict) -> str:
@@ -91,10 +37,9 @@ def _fingerprint(spec, grid: dict) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def run_grid_search(spec, *, out_dir: Path, cache_dir: Path) -> tuple[dict[str, Any], Any]:
-    """Search, or reuse a finished search; returns (summary for the result file, the final run's spec)."""
-    from benchmark.runner import fit_and_validate
-
+def run_grid_search(spec, *, fit: Callable[..., dict[str, Any]], out_dir: Path, cache_dir: Path) -> tuple[dict[str, Any], Any]:
+    """Search, or reuse a finished search; returns (summary for the result file, the final run's spec). ``fit``
+    trains one point and scores it on validation (``runner.fit_and_validate``), passed in so this module needs no runner."""
     grid = spec.grid_search
     axes, overrides = parse_grid(grid)
     monitor = spec.method.get("monitor", {"metric": "val/accuracy", "mode": "max"})
@@ -108,7 +53,7 @@ def run_grid_search(spec, *, out_dir: Path, cache_dir: Path) -> tuple[dict[str, 
             tag = "_".join(f"{k.split('.')[-1]}={v}" for k, v in values.items())
             log.info("grid search %s [%d/%d]: %s", spec.run_id, number, len(points(axes)), tag)
             point_spec = replace(apply(spec, values, overrides), seed=search_seed, logging={"wandb": False})
-            outcome = fit_and_validate(point_spec, out_dir=out_dir, cache_dir=cache_dir, log_dir=Path(out_dir) / "logs" / "grid_search" / spec.dataset["name"] / spec.method["id"] / tag)
+            outcome = fit(point_spec, out_dir=out_dir, cache_dir=cache_dir, log_dir=Path(out_dir) / "logs" / "grid_search" / spec.dataset["name"] / spec.method["id"] / tag)
             if outcome["best_validation_score"] is None:
                 raise RuntimeError(f"grid search {spec.run_id} {tag}: no validation score {monitor['metric']!r} was logged")
             scored.append({"values": values, **outcome})

@@ -19,6 +19,7 @@ from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from benchmark.evaluate import deduplicate, evaluate
+from benchmark.grid_search import run_grid_search
 from benchmark.loggers import build_loggers, finish_wandb
 from benchmark.results import config_fingerprint, effective_config, result_path, write_result
 from datamodules import get_datamodule_class
@@ -139,9 +140,7 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None)
     ``command`` is the command line that started the suite, recorded so the leaderboard can cite it."""
     requested, search = spec, None  # the suite's spec: its fingerprint decides --resume, whatever a search chooses
     if spec.grid_search:
-        from benchmark.grid_search import run_grid_search
-
-        search, spec = run_grid_search(spec, out_dir=out_dir, cache_dir=cache_dir)
+        search, spec = run_grid_search(spec, fit=fit_and_validate, out_dir=out_dir, cache_dir=cache_dir)
     fitted = _fit(spec, out_dir=out_dir, cache_dir=cache_dir, log_dir=out_dir / "logs" / spec.run_id)
     datamodule, task, trainer, checkpoint, throughput, monitor = (fitted[k] for k in ("datamodule", "task", "trainer", "checkpoint", "throughput", "monitor"))
     best_path = checkpoint.best_model_path or None

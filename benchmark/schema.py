@@ -313,7 +313,7 @@ class MethodFile(Section):
     data: dict[str, Any] = {}
     trainer: dict[str, Any] = {}
     monitor: Monitor = Monitor()
-    grid_search: dict[str, Any] | None = None  # benchmark/grid_search.py parses it; every point is validated
+    grid_search: dict[str, Any] | None = None  # benchmark/config.py parse_grid parses it; every point is validated
     deviations: list[str] = []
 
     @model_validator(mode="after")

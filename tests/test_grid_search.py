@@ -7,8 +7,7 @@ import pytest
 import yaml
 
 from benchmark.cli import main
-from benchmark.config import ConfigError, RunSpec, load_suite
-from benchmark.grid_search import apply, parse_grid, points
+from benchmark.config import ConfigError, RunSpec, apply, load_suite, parse_grid, points
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -75,3 +74,18 @@ def test_two_point_grid_search_end_to_end(tmp_path, caplog):
         assert main(args) == 0  # a second run reuses the recorded search
     assert "reusing" in caplog.text
     assert json.loads((tmp_path / "runs/results/synthetic/tiny/seed0.json").read_text())["grid_search"]["reused"] is True
+
+
+def _imports(path: Path) -> set[str]:
+    """Every module a source file imports, at the top or inside a function."""
+    import ast
+
+    tree = ast.parse(path.read_text())
+    return {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module} | \
+        {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+
+
+def test_config_grid_search_and_runner_import_one_way():
+    imports = {name: _imports(REPO / f"benchmark/{name}.py") for name in ("config", "grid_search", "runner")}
+    assert not imports["config"] & {"benchmark.grid_search", "benchmark.runner"}
+    assert "benchmark.runner" not in imports["grid_search"]

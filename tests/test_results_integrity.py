@@ -194,7 +194,7 @@ def test_concurrent_writers_never_tear_a_result_or_leave_temporary_files(tmp_pat
 def test_resume_reasons_for_old_unreadable_and_grid_searched_results(tmp_path):
     from benchmark.cli import _resume_reason
     from benchmark.config import RunSpec
-    from benchmark.grid_search import apply
+    from benchmark.config import apply
     from benchmark.results import config_fingerprint, effective_config, result_path
 
     grid = {"optimizer.lr": [1e-2, 1e-3]}
