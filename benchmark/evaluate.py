@@ -10,15 +10,7 @@ import torch
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from lightning_modules.metrics import classification_metrics
-
-
-def deduplicate(index: torch.Tensor, scores: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Keep the first prediction of every test index, ordered by index."""
-    order = torch.argsort(index, stable=True)
-    index, scores, labels = index[order], scores[order], labels[order]
-    keep = torch.ones_like(index, dtype=torch.bool)
-    keep[1:] = index[1:] != index[:-1]
-    return index[keep], scores[keep], labels[keep]
+from lightning_modules.predictions import deduplicate  # noqa: F401 (the one helper, also imported from here)
 
 
 def evaluate(scores: torch.Tensor, labels: torch.Tensor, class_names: list[str], *, multilabel: bool = False) -> dict:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import time
 from pathlib import Path
@@ -18,13 +19,14 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
-from benchmark.evaluate import deduplicate, evaluate
+from benchmark.evaluate import evaluate
 from benchmark.grid_search import run_grid_search
 from benchmark.loggers import build_loggers, finish_wandb
 from benchmark.results import config_fingerprint, effective_config, result_path, write_result
 from datamodules import get_datamodule_class
 from datamodules.base import CXRDataModule
 from lightning_modules import get_task_class
+from lightning_modules.predictions import deduplicate
 
 log = logging.getLogger(__name__)
 
@@ -35,18 +37,25 @@ DATA_KEYS = (
 
 
 class TrainingThroughput(pl.Callback):
-    """Training images per second over the time spent in training steps (data loading excluded)."""
+    """Training images per second over the time spent in training steps (data loading excluded); on a GPU the clock
+    is read after a CUDA synchronisation, so a step's queued kernels count in the step that launched them."""
 
     def __init__(self):
         self.images = 0
         self.pairs = 0  # siamese batches also carry pairs
         self.seconds = 0.0
 
+    @staticmethod
+    def _clock(pl_module) -> float:
+        if pl_module.device.type == "cuda":
+            torch.cuda.synchronize(pl_module.device)
+        return time.perf_counter()
+
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx):
-        self._started = time.perf_counter()
+        self._started = self._clock(pl_module)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
-        self.seconds += time.perf_counter() - self._started
+        self.seconds += self._clock(pl_module) - self._started
         self.images += len(batch["image"]) * trainer.world_size
         if "left" in batch:
             self.pairs += len(batch["left"]) * trainer.world_size
@@ -113,7 +122,7 @@ def _fit(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path) -> dict[str, An
 
     if rank_zero_only.rank == 0:  # a rerun starts clean: no stale checkpoint or CSV log from an earlier run
         shutil.rmtree(log_dir, ignore_errors=True)
-    checkpoint = ModelCheckpoint(dirpath=log_dir / "checkpoints", filename="best", monitor=monitor["metric"], mode=monitor["mode"], save_top_k=1, save_last=False, enable_version_counter=False)
+    checkpoint = ModelCheckpoint(dirpath=log_dir / "checkpoints", filename="best-{epoch}", monitor=monitor["metric"], mode=monitor["mode"], save_top_k=1, save_last=False, enable_version_counter=False)
     throughput = TrainingThroughput()
     config = {"suite": spec.suite, "method": spec.method, "dataset": spec.dataset, "seed": spec.seed, "data": spec.data, "trainer": spec.trainer}
     loggers = build_loggers(log_dir, run_name=spec.run_id, group=spec.suite, config=config, logging_config=spec.logging, synthetic=datamodule.is_synthetic)
@@ -151,7 +160,8 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None)
     if not trainer.is_global_zero:
         return None
 
-    index, scores, labels = deduplicate(**torch.load(predictions_path, weights_only=True))
+    predictions = torch.load(predictions_path, weights_only=True)
+    index, scores, labels = deduplicate(predictions["index"], predictions["scores"], predictions["labels"])
     evaluation = evaluate(scores, labels, datamodule.class_names, multilabel=datamodule.multilabel)
     predictions_file = out_dir / "predictions" / f"{spec.run_id}.csv"
     _write_predictions(predictions_file, datamodule, index, scores, labels)
@@ -192,10 +202,9 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None)
 
 
 def _best_epoch(checkpoint: ModelCheckpoint) -> int | None:
-    if not checkpoint.best_model_path:
-        return None
-    state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=False)
-    return int(state.get("epoch", -1))
+    """The epoch of the best checkpoint, from its file name (``best-epoch=N.ckpt``): no need to unpickle it."""
+    found = re.search(r"epoch=(\d+)", Path(checkpoint.best_model_path).stem) if checkpoint.best_model_path else None
+    return int(found.group(1)) if found else None
 
 
 def _write_predictions(path: Path, datamodule: CXRDataModule, index, scores, labels) -> None:

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 from datamodules.sampling import PairBatchDataset, PairBatchSampler
 from lightning_modules.backbones.covidnet import COVIDNetEncoder
 from lightning_modules.base import ClassificationTask
+from lightning_modules.predictions import deduplicate
 from lightning_modules.registries import METHODS
 
 VARIANTS = {"paper": {"distance_bias": False, "dropout": (0.0, 0.0, 0.0)}, "authors": {"distance_bias": True, "dropout": (0.5, 0.2, 0.2)}}
@@ -203,11 +204,7 @@ class SiameseCOVIDNet(ClassificationTask):
         index, embeddings, labels = (torch.cat([o[i] for o in outputs]) for i in range(3))
         if self.trainer.world_size > 1:
             index, embeddings, labels = (self.all_gather(t).flatten(0, 1) for t in (index, embeddings, labels))
-        order = torch.argsort(index, stable=True)
-        index, embeddings, labels = index[order], embeddings[order], labels[order]
-        keep = torch.ones_like(index, dtype=torch.bool)
-        keep[1:] = index[1:] != index[:-1]
-        return index[keep], embeddings[keep], labels[keep]
+        return deduplicate(index, embeddings, labels)
 
     # ----- test: class templates -----
     @torch.no_grad()
