@@ -2,8 +2,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datamodules import DatasetNotFoundError
-from datamodules.covid19_radiography import Covid19RadiographyDataModule
+from datamodules import DATAMODULES, DatasetNotFoundError
+from datamodules.readers.covid19_radiography import Covid19RadiographyReader
 from datamodules.manifest import ManifestError
 from datamodules.splits import read_split_csv
 
@@ -11,7 +11,7 @@ from datamodules.splits import read_split_csv
 def _dm(root, tmp_path, **kwargs):
     kwargs.setdefault("image_size", 32)
     kwargs.setdefault("batch_size", 4)
-    return Covid19RadiographyDataModule(root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+    return DATAMODULES["covid19_radiography"](root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
 
 
 def test_manifest_from_flat_and_v4_class_folders(radiography_root, tmp_path):
@@ -37,9 +37,9 @@ def test_malformed_patient_map_names_file_and_column(radiography_root, tmp_path)
 
 
 def test_locate_finds_the_dataset_under_a_data_root(radiography_root):
-    assert Covid19RadiographyDataModule.locate(radiography_root.parent) == radiography_root
+    assert Covid19RadiographyReader.locate(radiography_root.parent) == radiography_root
     with pytest.raises(DatasetNotFoundError, match="looked in"):
-        Covid19RadiographyDataModule.locate(radiography_root / "COVID")
+        Covid19RadiographyReader.locate(radiography_root / "COVID")
 
 
 def test_setup_splits_caches_and_loads(radiography_root, tmp_path):

@@ -5,7 +5,7 @@ import pytest
 
 from conftest import load_maker
 from datamodules import DATAMODULES
-from datamodules.chestxray14 import FINDINGS, ChestXray14DataModule
+from datamodules.readers.chestxray14 import FINDINGS, ChestXray14Reader
 from datamodules.manifest import ManifestError
 
 maker = load_maker("chestxray14")
@@ -18,7 +18,7 @@ def nih(tmp_path):
 
 def _dm(root, tmp_path, **kwargs):
     kwargs.setdefault("image_size", 32)
-    return ChestXray14DataModule(root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+    return DATAMODULES["chestxray14"](root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
 
 
 def _rewrite(nih, old, new):
@@ -91,8 +91,8 @@ def test_no_label_file_is_a_clear_error(tmp_path):
 
 
 def test_registered_and_located(nih):
-    assert DATAMODULES["chestxray14"] is ChestXray14DataModule
-    assert ChestXray14DataModule.locate(nih.parent) == nih
+    assert DATAMODULES["chestxray14"].reader is ChestXray14Reader
+    assert ChestXray14Reader.locate(nih.parent) == nih
 
 
 def test_multilabel_strata_use_the_rarest_common_finding():

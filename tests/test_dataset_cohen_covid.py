@@ -2,7 +2,7 @@ import pytest
 
 from conftest import load_maker
 from datamodules import DATAMODULES
-from datamodules.cohen_covid import CohenCovidDataModule, finding_category
+from datamodules.readers.cohen_covid import CohenCovidReader, finding_category
 from datamodules.manifest import ManifestError
 
 maker = load_maker("cohen_covid")
@@ -15,7 +15,7 @@ def cohen(tmp_path):
 
 def _dm(root, tmp_path, **kwargs):
     kwargs.setdefault("image_size", 32)
-    return CohenCovidDataModule(root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+    return DATAMODULES["cohen_covid"](root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
 
 
 def _names(manifest):
@@ -100,5 +100,5 @@ def test_missing_policy_error_and_keep(cohen, tmp_path):
 
 
 def test_registered_and_located(cohen):
-    assert DATAMODULES["cohen_covid"] is CohenCovidDataModule
-    assert CohenCovidDataModule.locate(cohen.parent) == cohen
+    assert DATAMODULES["cohen_covid"].reader is CohenCovidReader
+    assert CohenCovidReader.locate(cohen.parent) == cohen

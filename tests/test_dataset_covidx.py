@@ -2,7 +2,7 @@ import pytest
 
 from conftest import load_maker
 from datamodules import DATAMODULES
-from datamodules.covidx import COVIDxDataModule, parse_split_line
+from datamodules.readers.covidx import COVIDxReader, parse_split_line
 from datamodules.manifest import ManifestError
 from datamodules.splits import read_split_csv
 
@@ -17,7 +17,7 @@ def covidx(tmp_path):
 def _dm(root, tmp_path, **kwargs):
     kwargs.setdefault("image_size", 32)
     kwargs.setdefault("images_dir", root / "images")
-    return COVIDxDataModule(root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+    return DATAMODULES["covidx"](root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
 
 
 @pytest.mark.parametrize("line, parsed", [
@@ -99,5 +99,5 @@ def test_wrong_images_dir_is_a_clear_error(covidx, tmp_path):
 
 
 def test_registered_and_located(covidx):
-    assert DATAMODULES["covidx"] is COVIDxDataModule
-    assert COVIDxDataModule.locate(covidx.parent) == covidx
+    assert DATAMODULES["covidx"].reader is COVIDxReader
+    assert COVIDxReader.locate(covidx.parent) == covidx

@@ -2,7 +2,7 @@ import pytest
 
 from conftest import load_maker
 from datamodules import DATAMODULES
-from datamodules.kermany_pneumonia import KermanyPneumoniaDataModule, patient_of
+from datamodules.readers.kermany_pneumonia import KermanyPneumoniaReader, patient_of
 from datamodules.manifest import ManifestError
 
 maker = load_maker("kermany_pneumonia")
@@ -15,7 +15,7 @@ def kermany(tmp_path):
 
 def _dm(root, tmp_path, **kwargs):
     kwargs.setdefault("image_size", 32)
-    return KermanyPneumoniaDataModule(root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+    return DATAMODULES["kermany_pneumonia"](root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
 
 
 @pytest.mark.parametrize("name, patient", [
@@ -64,5 +64,5 @@ def test_official_val_option(kermany, tmp_path):
 
 
 def test_registered_and_located(kermany):
-    assert DATAMODULES["kermany_pneumonia"] is KermanyPneumoniaDataModule
-    assert KermanyPneumoniaDataModule.locate(kermany.parent) == kermany
+    assert DATAMODULES["kermany_pneumonia"].reader is KermanyPneumoniaReader
+    assert KermanyPneumoniaReader.locate(kermany.parent) == kermany

@@ -41,7 +41,7 @@ class BandEncoder(torch.nn.Module):
 
 def _task(**kwargs):
     options = {"class_names": ["a", "b", "c"], "image_size": 32, "model": {"nf": 8, "fc_units": 32}, "optimizer": {"name": "adam", "lr": 1e-3},
-               "pairs_per_epoch": 48, "validation_trials": 12}
+               "validation_trials": 12}
     options.update(kwargs)
     return get_task_class("siamese")(**options)
 

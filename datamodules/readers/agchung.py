@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datamodules.cohen_covid import NOT_PNEUMONIA, UNLABELLED, FindingsDataModule, finding_category
+from datamodules.readers import READERS
+from datamodules.readers.cohen_covid import NOT_PNEUMONIA, UNLABELLED, FindingsReader, finding_category
 from datamodules.manifest import COVID, NON_COVID, NORMAL, PNEUMONIA, make_manifest, metadata_error, read_metadata_csv
 
 
-class AgchungDataModule(FindingsDataModule):
+class AgchungReader(FindingsReader):
     """Shared reader; subclasses say how a metadata row names its image and its patient.
 
     Args:
@@ -93,7 +94,8 @@ class AgchungDataModule(FindingsDataModule):
         return make_manifest(self.drop_missing(frame, origin=path), origin=path)
 
 
-class Figure1CovidDataModule(AgchungDataModule):
+@READERS.register()
+class Figure1CovidReader(AgchungReader):
     """Figure 1 COVID-19 Chest X-ray Dataset Initiative (images named by patientid)."""
 
     name = "figure1_covid"
@@ -111,7 +113,8 @@ class Figure1CovidDataModule(AgchungDataModule):
         return re.sub(r"(?<=\d)[a-z]$", "", patientid)
 
 
-class ActualmedCovidDataModule(AgchungDataModule):
+@READERS.register()
+class ActualmedCovidReader(AgchungReader):
     """Actualmed COVID-19 Chest X-ray Dataset Initiative (images named in the imagename column)."""
 
     name = "actualmed_covid"

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datamodules.base import CXRDataModule
+from datamodules.readers import READERS
+from datamodules.readers.base import Reader
 from datamodules.manifest import COVID, NON_COVID, NORMAL, PNEUMONIA, make_manifest, metadata_error, read_metadata_csv
 
 FRONTAL_VIEWS = ("PA", "AP", "AP Supine", "AP semi erect", "AP erect")
@@ -56,12 +57,12 @@ def finding_category(finding: str) -> str | None:
     return "unknown"
 
 
-class FindingsDataModule(CXRDataModule):
+class FindingsReader(Reader):
     """A metadata.csv in the ieee8023 style (patientid, finding, view): the task and view options shared by the
     Cohen collection and the agchung collections that copy its format."""
 
-    def __init__(self, root, *, task: str = "three_class", views: list[str] | tuple[str, ...] | None = FRONTAL_VIEWS, **kwargs):
-        super().__init__(root, **kwargs)
+    def __init__(self, root, *, task: str = "three_class", views: list[str] | tuple[str, ...] | None = FRONTAL_VIEWS):
+        super().__init__(root)
         if task not in TASKS:
             raise ValueError(f"{self.name}: task={task!r}; use one of {TASKS}")
         self.task = task
@@ -87,7 +88,8 @@ class FindingsDataModule(CXRDataModule):
         return f"{self.task}-{views}"
 
 
-class CohenCovidDataModule(FindingsDataModule):
+@READERS.register()
+class CohenCovidReader(FindingsReader):
     """ieee8023 covid-chestxray-dataset from its metadata.csv.
 
     Args:
