@@ -232,12 +232,6 @@ class CXRDataModule(pl.LightningDataModule):
     def _in_task(self, label: str) -> bool:
         return True if self.multilabel else label in self.class_names
 
-    def encode_targets(self, labels: pd.Series):
-        """Class indices (single-label) or a multi-hot float matrix (multi-label)."""
-        from datamodules.readers.base import encode_targets
-
-        return encode_targets(labels, self.class_names, self.multilabel)
-
     # ----- Datasets and loaders -----
     def _dataset(self, split: str, cache: CachedImages) -> CachedImageDataset:
         frame = self.frames[split]

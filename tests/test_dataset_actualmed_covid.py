@@ -1,22 +1,12 @@
 import pytest
 
-from conftest import load_maker
+from conftest import dataset_header
 from datamodules import DATAMODULES
 from datamodules.readers.agchung import ActualmedCovidReader, Figure1CovidReader
 from datamodules.readers.cohen_covid import CohenCovidReader
 from datamodules.manifest import ManifestError
 
-maker = load_maker("actualmed_covid")
-
-
-@pytest.fixture
-def actualmed(tmp_path):
-    return maker.create(tmp_path / "data")
-
-
-def _dm(root, tmp_path, **kwargs):
-    kwargs.setdefault("image_size", 32)
-    return DATAMODULES["actualmed_covid"](root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+maker, actualmed, _dm = dataset_header("actualmed_covid", "actualmed")
 
 
 def test_manifest_from_imagename_with_patients(actualmed, tmp_path):

@@ -3,22 +3,12 @@ import gzip
 import numpy as np
 import pytest
 
-from conftest import load_maker
+from conftest import dataset_header
 from datamodules import DATAMODULES
 from datamodules.readers.chestxray14 import FINDINGS, ChestXray14Reader
 from datamodules.manifest import ManifestError
 
-maker = load_maker("chestxray14")
-
-
-@pytest.fixture
-def nih(tmp_path):
-    return maker.create(tmp_path / "data")
-
-
-def _dm(root, tmp_path, **kwargs):
-    kwargs.setdefault("image_size", 32)
-    return DATAMODULES["chestxray14"](root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+maker, nih, _dm = dataset_header("chestxray14", "nih")
 
 
 def _rewrite(nih, old, new):

@@ -2,13 +2,12 @@ import shutil
 
 import pytest
 
+from conftest import dataset_header
 from datamodules import DATAMODULES
 from datamodules.readers.covid19_radiography import Covid19RadiographyReader
 
 
-def _dm(root, tmp_path, **kwargs):
-    kwargs.setdefault("image_size", 32)
-    return DATAMODULES["covid19_radiography"](root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+_, _, _dm = dataset_header("covid19_radiography", "covid19_radiography_root")  # the layout: conftest's radiography_root
 
 
 @pytest.fixture

@@ -1,23 +1,12 @@
 import pytest
 
-from conftest import load_maker
+from conftest import dataset_header
 from datamodules import DATAMODULES
 from datamodules.readers.covidx import COVIDxReader, parse_split_line
 from datamodules.manifest import ManifestError
 from datamodules.splits import read_split_csv
 
-maker = load_maker("covidx")
-
-
-@pytest.fixture
-def covidx(tmp_path):
-    return maker.create(tmp_path / "data")
-
-
-def _dm(root, tmp_path, **kwargs):
-    kwargs.setdefault("image_size", 32)
-    kwargs.setdefault("images_dir", root / "images")
-    return DATAMODULES["covidx"](root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+maker, covidx, _dm = dataset_header("covidx", "covidx", images_dir=lambda root: root / "images")
 
 
 @pytest.mark.parametrize("line, parsed", [

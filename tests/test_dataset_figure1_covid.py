@@ -1,21 +1,11 @@
 import pytest
 
-from conftest import load_maker
+from conftest import dataset_header
 from datamodules import DATAMODULES
 from datamodules.readers.agchung import ActualmedCovidReader, Figure1CovidReader
 from datamodules.manifest import ManifestError
 
-maker = load_maker("figure1_covid")
-
-
-@pytest.fixture
-def figure1(tmp_path):
-    return maker.create(tmp_path / "data")
-
-
-def _dm(root, tmp_path, **kwargs):
-    kwargs.setdefault("image_size", 32)
-    return DATAMODULES["figure1_covid"](root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+_, figure1, _dm = dataset_header("figure1_covid", "figure1")
 
 
 def test_latin1_metadata_images_by_patientid_and_patients(figure1, tmp_path):

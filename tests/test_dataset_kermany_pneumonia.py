@@ -1,21 +1,11 @@
 import pytest
 
-from conftest import load_maker
+from conftest import dataset_header
 from datamodules import DATAMODULES
 from datamodules.readers.kermany_pneumonia import KermanyPneumoniaReader, patient_of
 from datamodules.manifest import ManifestError
 
-maker = load_maker("kermany_pneumonia")
-
-
-@pytest.fixture
-def kermany(tmp_path):
-    return maker.create(tmp_path / "data")
-
-
-def _dm(root, tmp_path, **kwargs):
-    kwargs.setdefault("image_size", 32)
-    return DATAMODULES["kermany_pneumonia"](root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+maker, kermany, _dm = dataset_header("kermany_pneumonia", "kermany")
 
 
 @pytest.mark.parametrize("name, patient", [

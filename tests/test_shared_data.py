@@ -11,7 +11,7 @@ from datamodules import DATAMODULES
 from datamodules.readers.chestxray14 import FINDINGS, ChestXray14Reader
 from datamodules.readers.cohen_covid import CohenCovidReader
 from datamodules.readers.covid19_radiography import Covid19RadiographyReader
-from datamodules.readers.covidx import COVIDxReader, parse_split_line
+from datamodules.readers.covidx import parse_split_line
 from datamodules.readers.kermany_pneumonia import KermanyPneumoniaReader
 
 pytestmark = pytest.mark.integration
