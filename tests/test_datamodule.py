@@ -3,8 +3,10 @@ import pandas as pd
 import pytest
 
 from datamodules import DATAMODULES, DatasetNotFoundError
-from datamodules.readers.covid19_radiography import Covid19RadiographyReader
+from datamodules.describe import class_counts
 from datamodules.manifest import ManifestError
+from datamodules.readers.covid19_radiography import Covid19RadiographyReader
+from datamodules.sampling import PairBatchSampler
 from datamodules.splits import read_split_csv
 
 
@@ -107,3 +109,26 @@ def test_duplicate_grouping_can_be_turned_off(radiography_root, tmp_path):
     dm.prepare_data()
     dm.setup()
     assert "group_id" not in dm.frames["train"].columns
+
+
+def test_options_that_change_a_split_are_in_its_name_and_the_default_name_stays(radiography_root, tmp_path):
+    default, toggled = _dm(radiography_root, tmp_path), _dm(radiography_root, tmp_path, group_duplicates=False)
+    assert default.split_path.name == "covid19_radiography-seed0-val0.15-test0.15.csv"
+    assert toggled.split_path.name == "covid19_radiography-seed0-val0.15-test0.15-nodupgroups.csv"
+    assert DATAMODULES["synthetic"](cache_dir=tmp_path / "cache", group_duplicates=True).split_path.name.endswith("-dupgroups.csv")
+    assert DATAMODULES["synthetic"](cache_dir=tmp_path / "cache").split_path.name == "synthetic-seed0-val0.15-test0.15.csv"
+
+
+def test_multilabel_images_count_once_per_finding():
+    frame = pd.DataFrame({"label": ["A|B", "A", "", "C"], "patient_id": ["p1", "p1", "p2", "p3"]})
+    assert class_counts(frame, ["A", "B"], multilabel=True) == {"A": {"images": 2, "patients": 1}, "B": {"images": 1, "patients": 1}}
+
+
+def test_pair_sampling_is_a_data_option_with_the_siamese_sampler(radiography_root, tmp_path):
+    dm = _dm(radiography_root, tmp_path, val_fraction=0.2, test_fraction=0.2, pair_sampling={"pairs_per_epoch": 8})
+    dm.setup()
+    batches = list(dm.train_dataloader())
+    expected = list(PairBatchSampler(dm.datasets["train"].targets, pairs_per_epoch=8, pairs_per_batch=4, seed=0))
+    assert len(batches) == len(expected) == 2
+    for batch, (indices, left, right, same) in zip(batches, expected):
+        assert batch["index"].tolist() == list(indices) and batch["left"].tolist() == list(left) and batch["right"].tolist() == list(right)
