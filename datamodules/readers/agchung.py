@@ -77,16 +77,7 @@ class AgchungReader(FindingsReader):
                 continue
             if not record.patientid.strip():
                 raise metadata_error(path, record.line, "patientid", "empty patientid")
-            rows.append({
-                "path": str(self.image_path(record)),
-                "label": label,
-                "patient_id": self.patient_of(record.patientid.strip()),
-                "source": self.name,
-                "view": record.view.strip(),
-                "sex": getattr(record, "sex", ""),
-                "age": pd.to_numeric(getattr(record, "age", ""), errors="coerce"),
-                "finding": record.finding,
-            })
+            rows.append(self.metadata_row(record, self.image_path(record), label, self.patient_of(record.patientid.strip())))
         self.manifest_excluded = excluded
         if not rows:
             return make_manifest(rows, origin=path)

@@ -87,6 +87,12 @@ class FindingsReader(Reader):
             views = "+".join(re.sub(r"\W+", "", v) for v in self.views)
         return f"{self.task}-{views}"
 
+    def metadata_row(self, record, path, label: str, patient: str) -> dict:
+        """One manifest row of an ieee8023-style metadata record (this collection and the agchung ones)."""
+        return {"path": str(path), "label": label, "patient_id": patient, "source": self.name, "view": record.view.strip(),
+                "sex": getattr(record, "sex", ""), "age": pd.to_numeric(getattr(record, "age", ""), errors="coerce"),
+                "finding": record.finding}
+
 
 @READERS.register()
 class CohenCovidReader(FindingsReader):
@@ -141,16 +147,7 @@ class CohenCovidReader(FindingsReader):
                 excluded["label_outside_task"] += 1
                 continue
             folder = getattr(record, "folder", "") or "images"
-            rows.append({
-                "path": str(self.root / folder / record.filename),
-                "label": label,
-                "patient_id": str(record.patientid).strip(),
-                "source": self.name,
-                "view": record.view.strip(),
-                "sex": getattr(record, "sex", ""),
-                "age": pd.to_numeric(getattr(record, "age", ""), errors="coerce"),
-                "finding": record.finding,
-            })
+            rows.append(self.metadata_row(record, self.root / folder / record.filename, label, str(record.patientid).strip()))
         self.manifest_excluded = excluded
         listed = self._merge_repeated_patients(pd.DataFrame(rows))
         frame = self.drop_conflicting_labels(listed, origin=path)  # a file listed with two labels is left out, counted
