@@ -54,7 +54,7 @@ class Section(BaseModel):
         return data
 
 
-# ----- data: the DataModule settings (datamodules/base.py CXRDataModule) -----
+# ----- data: the DataModule settings (datamodules/datamodule.py CXRDataModule) -----
 Augmentation = Literal["none", "hflip", "light", "flip_rotate"]  # datamodules/transforms.py PRESETS
 
 

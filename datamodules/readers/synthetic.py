@@ -172,7 +172,7 @@ def generate(root: str | Path, *, patients_per_class: int = 100, max_images_per_
                 cv2.imwrite(str(directory / name), render_phantom(label, anatomy, image_rng, size))
                 mapping.append({"image": f"{folder}/{name}", "patient_id": f"synthetic-{folder.replace(' ', '_')}-{patient:04d}"})
     pd.DataFrame(mapping).to_csv(layout / PATIENT_MAP, index=False)
-    (layout / "README.txt").write_text("SYNTHETIC chest X-ray phantoms made by datamodules/synthetic.py. Not real patients; not for any clinical claim.\n")
+    (layout / "README.txt").write_text("SYNTHETIC chest X-ray phantoms made by datamodules/readers/synthetic.py. Not real patients; not for any clinical claim.\n")
     marker.write_text(json.dumps(params))
     return layout
 
