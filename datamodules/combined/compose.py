@@ -66,7 +66,6 @@ from datamodules.splits import EXCLUDED
 log = logging.getLogger(__name__)
 
 
-
 @dataclass(frozen=True)
 class Component:
     """One dataset inside a combined task (see the module docstring)."""
