@@ -190,3 +190,14 @@ def test_variants_and_start_weights_from_a_single_net(tmp_path):
     assert torch.equal(loaded.model.encoder.stem[0].weight, single.model.encoder.stem[0].weight)
     with pytest.raises(ValueError, match="pair_embedding"):
         _task(pair_embedding="three_tower")
+
+
+def test_training_needs_pairs_from_the_data():
+    from types import SimpleNamespace
+
+    task = _task()
+    task._trainer = SimpleNamespace(datamodule=SimpleNamespace(pair_sampling=None))
+    with pytest.raises(ValueError, match="data.pair_sampling"):
+        task.setup("fit")
+    task._trainer = SimpleNamespace(datamodule=SimpleNamespace(pair_sampling=object()))
+    task.setup("fit")  # pairs come from the data: nothing to install
