@@ -1,7 +1,7 @@
 """What a dataset holds once read: images and patients per split and class, sources, views, unreadable or missing
 files, and duplicate images (with the splits they landed in).
 
-``python -m benchmark data-report <name> --root DIR [--json]``. For a combined task (datamodules/combined.py)
+``python -m benchmark data-report <name> --root DIR [--json]``. For a combined task (datamodules/combined/)
 ``--root`` is the data root holding its components. The JSON keys below are stable (``REPORT_KEYS``,
 ``DUPLICATE_KEYS``, ``PAIR_KEYS``; tests/test_data_report.py pins them), so scripts can rely on them:
 
@@ -27,9 +27,10 @@ from typing import Any
 
 import pandas as pd
 
-from datamodules import get_datamodule_class
-from datamodules.combined import CombinedDataModule, summarise_duplicates
-from datamodules.duplicates import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_CORRELATION, find_duplicates
+from datamodules import DatasetNotFoundError, get_datamodule_class
+from datamodules.describe import class_counts
+from datamodules.duplicates import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_CORRELATION
+from datamodules.grouping import DuplicateSearch, search_duplicates, summarise_duplicates
 from datamodules.splits import read_split_csv
 
 REPORT_KEYS = (
@@ -61,15 +62,12 @@ def data_report(
     """Read dataset ``name`` (split, cache and all) and describe it; ``duplicates``: auto | all | cross_source | off."""
     cls = get_datamodule_class(name)
     options = dict(options or {})
-    combined = issubclass(cls, CombinedDataModule)
-    if combined:
+    if cls.reader.needs_duplicates:  # a combined task: its own search is the one its split was drawn with
         options.setdefault("duplicate_distance", max_distance)
         options.setdefault("duplicate_correlation", min_correlation)
         if duplicates in ("all", "cross_source"):
             options.setdefault("duplicate_scope", duplicates)
     if root is None and not cls.is_synthetic:
-        from datamodules.base import DatasetNotFoundError
-
         raise DatasetNotFoundError(f"{name}: give the dataset's folder (or, for a combined task, the data root) with --root DIR")
     if root is not None and not cls.is_synthetic:
         root = cls.locate(root)
@@ -106,36 +104,24 @@ def _counts(values: pd.Series) -> dict[str, int]:
 
 
 def _split_counts(datamodule) -> dict[str, Any]:
-    splits = {}
-    for split, frame in datamodule.frames.items():
-        if datamodule.multilabel:  # an image counts for every finding it has
-            exploded = frame.assign(label=frame["label"].str.split("|")).explode("label")
-            exploded = exploded[exploded["label"].isin(datamodule.class_names)]
-        else:
-            exploded = frame
-        per_class = {
-            str(label): {"images": int(len(group)), "patients": int(group["patient_id"].nunique())}
-            for label, group in exploded.groupby("label", sort=True)
-        }
-        splits[split] = {"images": int(len(frame)), "patients": int(frame["patient_id"].nunique()), "per_class": per_class}
-    return splits
+    return {split: {"images": int(len(frame)), "patients": int(frame["patient_id"].nunique()),
+                    "per_class": class_counts(frame, datamodule.class_names, datamodule.multilabel)}
+            for split, frame in datamodule.frames.items()}
 
 
 def _duplicates(datamodule, mode: str, max_distance: int, min_correlation: float) -> dict[str, Any]:
     if mode not in ("auto", "all", "cross_source", "off"):
         raise ValueError(f"duplicates must be auto, all, cross_source or off, not {mode!r}")
     manifest = datamodule.manifest
-    if isinstance(datamodule, CombinedDataModule):
-        scope, max_distance, min_correlation = datamodule.duplicate_scope, datamodule.duplicate_distance, datamodule.duplicate_correlation
+    if datamodule.reader.needs_duplicates:
+        search = datamodule.reader.duplicate_search
+        scope, max_distance, min_correlation = search.scope, search.max_distance, search.min_correlation
         pairs = datamodule.duplicate_pairs
     elif mode == "off":
         scope, pairs = "off", pd.DataFrame(columns=list(PAIR_KEYS))
-    else:
+    else:  # the grouping stage's search, with the report's thresholds
         scope = "all" if mode == "auto" else mode
-        pairs = find_duplicates(datamodule._cache, sources=manifest.set_index("path")["source"], scope=scope,
-                                max_distance=max_distance, min_correlation=min_correlation)
-        labels = manifest.set_index("path")["label"]
-        pairs = pairs.assign(label_a=pairs["path_a"].map(labels), label_b=pairs["path_b"].map(labels))
+        pairs = search_duplicates(manifest, datamodule._cache, DuplicateSearch(scope, max_distance, min_correlation))
     split = read_split_csv(datamodule.split_path)
     root = datamodule.image_root.resolve()
     split_of = dict(zip([str(root / image) for image in split["image"]], split["split"]))

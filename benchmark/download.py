@@ -37,7 +37,6 @@ KAGGLE_USERNAME and KAGGLE_KEY); otherwise, and for the rest, the exact steps ar
 from __future__ import annotations
 
 import datetime
-import hashlib
 import json
 import logging
 import os
@@ -52,6 +51,8 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+
+from datamodules.atomic import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -146,11 +147,7 @@ SOURCES: tuple[Source, ...] = (
 
 # ----- HTTP with resume -----
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
+    return file_sha256(path, CHUNK)
 
 
 def fetch(url: str, destination: Path, *, quiet: bool = False) -> Path:

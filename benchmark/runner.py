@@ -72,7 +72,7 @@ class TrainingThroughput(pl.Callback):
 def build_datamodule(spec, *, out_dir: Path, cache_dir: Path) -> CXRDataModule:
     entry = spec.dataset
     cls = get_datamodule_class(entry["name"])
-    kwargs = {k: spec.data[k] for k in DATA_KEYS if k in spec.data}
+    kwargs = {k: spec.data[k] for k in (*DATA_KEYS, "pair_sampling") if k in spec.data}
     kwargs.update(entry.get("options", {}))
     if "root" in entry:
         root = Path(entry["root"])

@@ -54,8 +54,15 @@ class Section(BaseModel):
         return data
 
 
-# ----- data: the DataModule settings (datamodules/base.py CXRDataModule) -----
+# ----- data: the DataModule settings (datamodules/datamodule.py CXRDataModule) -----
 Augmentation = Literal["none", "hflip", "light", "flip_rotate"]  # datamodules/transforms.py PRESETS
+
+
+class PairSamplingConfig(Section):
+    """Training batches of image pairs (datamodules/sampling.py PairSampling; siamese paper, section 3.1)."""
+
+    pairs_per_epoch: PositiveInt = 12000
+    images_per_batch: PositiveInt | None = None
 
 
 class DataConfig(Section):
@@ -70,6 +77,7 @@ class DataConfig(Section):
     augment_classes: list[str] | None = None
     normalization: Literal["train_stats", "per_image"] = "train_stats"
     balanced_sampling: Literal["undersample", "oversample"] | None = None
+    pair_sampling: PairSamplingConfig | None = None
     class_names: list[str] | None = None
     class_map: dict[str, str] | None = None
 
@@ -235,8 +243,6 @@ class SingleNetModel(Section):
 
 
 class SiameseTask(Section):
-    pairs_per_epoch: PositiveInt = 12000
-    images_per_batch: PositiveInt | None = None
     pair_embedding: Literal["batch", "two_tower"] = "batch"
     validation_trials: PositiveInt = 129
     validation_seed: int = 0
@@ -415,17 +421,19 @@ _DISCRIMINATOR_TAGS = ("adam", "adamw", "sgd", "rmsprop", "plateau", "step", "co
 
 
 # ----- a DataModule's own options: checked against its constructor's signature -----
-INTERNAL_ARGUMENTS = {"self", "root", "cache_dir", "split_dir", "sampling_seed", "kwargs", "args"}
+INTERNAL_ARGUMENTS = {"self", "reader", "root", "cache_dir", "split_dir", "sampling_seed", "kwargs", "args"}
 
 
-def dataset_options(cls: type, options: dict[str, Any], *, where: str) -> dict[str, Any]:
-    """Check a suite's ``options:`` for dataset ``cls`` against the constructor arguments it and its bases take
-    (names, and types where annotated); returns them unchanged."""
+def dataset_options(cls: Any, options: dict[str, Any], *, where: str) -> dict[str, Any]:
+    """Check a suite's ``options:`` for dataset ``cls`` (a ``DATAMODULES`` entry: its reader's and the DataModule's
+    constructors, or one class) against the constructor arguments they and their bases take (names, and types
+    where annotated); returns them unchanged."""
     from benchmark.config import ConfigError
 
     parameters: dict[str, inspect.Parameter] = {}
     hints: dict[str, Any] = {}
-    for klass in reversed(cls.__mro__):
+    classes = cls.signature_classes() if hasattr(cls, "signature_classes") else (cls,)
+    for klass in [k for c in reversed(classes) for k in reversed(c.__mro__)]:
         init = klass.__dict__.get("__init__")
         if init is None:
             continue

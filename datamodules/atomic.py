@@ -1,4 +1,4 @@
-"""Atomic file writes: write to a unique temporary file beside the target, then rename it into place.
+"""File helpers: atomic writes (a unique temporary file beside the target, renamed into place) and streaming sha256.
 
 A reader never sees a torn file and two writers never share a temporary name (``tempfile.mkstemp`` in the target's
 folder, so the final ``os.replace`` stays on one file system). On any error the temporary file is removed.
@@ -6,6 +6,7 @@ folder, so the final ``os.replace`` stays on one file system). On any error the 
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -39,3 +40,12 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
     return Path(path)
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file, read in chunks (a cache's images.npy or a download may be gigabytes)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()

@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datamodules.atomic import atomic_path, atomic_write_text
+from datamodules.atomic import atomic_path, atomic_write_text, file_sha256
 from datamodules.imageio import ImageReadError, read_grayscale, resize_square
-from datamodules.splits import file_sha256
 
 log = logging.getLogger(__name__)
 

@@ -44,6 +44,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from datamodules.atomic import file_sha256
+
 log = logging.getLogger(__name__)
 
 HASH_VERSION = 1
@@ -146,13 +148,6 @@ def _hash_frame(index: pd.DataFrame, hashes, digests, sizes) -> pd.DataFrame:
         }
     )
 
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # ----- pair search -----

@@ -4,16 +4,18 @@
 without replacement from each other class. ``oversample`` draws every class up to the largest one with
 replacement (the transfer paper's balanced 15-class sampling).
 
-``PairBatchSampler`` and ``PairBatchDataset`` give a siamese network its per-epoch pairs (siamese paper, 3.1).
+``PairBatchSampler`` and ``PairBatchDataset`` give a siamese network its per-epoch pairs (siamese paper, 3.1);
+the data option ``pair_sampling: {pairs_per_epoch, images_per_batch}`` chooses them (``pair_loader``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 
 class BalancedEpochSampler(Sampler[int]):
@@ -150,3 +152,25 @@ class PairBatchDataset(Dataset):
             "right": torch.as_tensor(right, dtype=torch.long),
             "same": torch.as_tensor(same, dtype=torch.bool),
         }
+
+
+def train_sampler(labels: Sequence[int], mode: str | None, *, seed: int = 0) -> BalancedEpochSampler | None:
+    """The data option ``balanced_sampling``: a class-balanced epoch sampler, or None for a plain shuffle."""
+    return BalancedEpochSampler(labels, mode=mode, seed=seed) if mode else None
+
+
+@dataclass(frozen=True)
+class PairSampling:
+    """The data option ``pair_sampling``: pairs drawn per epoch and distinct images per batch (None: as the
+    sampler chooses), Siamese COVID-Net's training batches (Castro Sundin et al., section 3.1)."""
+
+    pairs_per_epoch: int = 12000
+    images_per_batch: int | None = None
+
+
+def pair_loader(train: Dataset, pairs: PairSampling, *, pairs_per_batch: int, seed: int, num_workers: int) -> DataLoader:
+    """The training loader of a single-label train set as batches of ``pairs_per_batch`` pairs."""
+    sampler = PairBatchSampler(train.targets, pairs_per_epoch=int(pairs.pairs_per_epoch), pairs_per_batch=pairs_per_batch,
+                               images_per_batch=pairs.images_per_batch, seed=seed)
+    return DataLoader(PairBatchDataset(train), batch_size=None, sampler=sampler, num_workers=num_workers,
+                      persistent_workers=num_workers > 0, pin_memory=torch.cuda.is_available())

@@ -11,7 +11,6 @@ leakage check still checks patients. ``official_split == "excluded"`` keeps an i
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from pathlib import Path
 
@@ -168,12 +167,3 @@ def _refuse(frame: pd.DataFrame, bad: pd.Series, where, problem: str, describe) 
         rows = "; ".join(describe(r) for r in frame[bad].head(ROWS_SHOWN).itertuples(index=False))
         more = f" (and {int(bad.sum()) - ROWS_SHOWN} more)" if bad.sum() > ROWS_SHOWN else ""
         raise SplitMismatchError(f"{where}: {int(bad.sum())} {problem}: {rows}{more}; {REDRAW}")
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 20) -> str:
-    """sha256 of a file, read in chunks (a cache's images.npy may be gigabytes)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()

@@ -28,9 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import DataLoader
 
-from datamodules.sampling import PairBatchDataset, PairBatchSampler
 from lightning_modules.backbones.covidnet import COVIDNetEncoder
 from lightning_modules.base import ClassificationTask
 from lightning_modules.predictions import deduplicate
@@ -111,14 +109,12 @@ def one_shot_trials(labels: np.ndarray, *, num_classes: int, trials: int, seed: 
 class SiameseCOVIDNet(ClassificationTask):
     name = "siamese"
 
-    def __init__(self, *, pairs_per_epoch: int = 12000, images_per_batch: int | None = None, pair_embedding: str = "batch", validation_trials: int = 129, validation_seed: int = 0, **kwargs):
+    def __init__(self, *, pair_embedding: str = "batch", validation_trials: int = 129, validation_seed: int = 0, **kwargs):
         if pair_embedding not in PAIR_EMBEDDINGS:
             raise ValueError(f"pair_embedding must be one of {PAIR_EMBEDDINGS}, not {pair_embedding!r}")
         super().__init__(**kwargs)
         if self.multilabel:
             raise ValueError("the siamese COVID-Net is a single-label method")
-        self.pairs_per_epoch = int(pairs_per_epoch)
-        self.images_per_batch = images_per_batch
         self.pair_embedding = pair_embedding
         self.validation_trials = int(validation_trials)
         self.validation_seed = int(validation_seed)
@@ -144,16 +140,10 @@ class SiameseCOVIDNet(ClassificationTask):
 
     # ----- training on pairs -----
     def setup(self, stage: str) -> None:
+        """The pairs come from the data (``data.pair_sampling``, datamodules/sampling.py); without them, say so."""
         datamodule = getattr(self.trainer, "datamodule", None) if self._trainer is not None else None
-        if datamodule is not None and stage == "fit":
-            datamodule.train_loader_factory = self.pair_dataloader
-
-    def pair_dataloader(self, datamodule) -> DataLoader:
-        """The training loader for any single-label DataModule: batches of ``datamodule.batch_size`` pairs."""
-        train = datamodule.datasets["train"]
-        sampler = PairBatchSampler(train.targets, pairs_per_epoch=self.pairs_per_epoch, pairs_per_batch=datamodule.batch_size, images_per_batch=self.images_per_batch, seed=datamodule.sampling_seed)
-        return DataLoader(PairBatchDataset(train), batch_size=None, sampler=sampler, num_workers=datamodule.num_workers,
-                          persistent_workers=datamodule.num_workers > 0, pin_memory=torch.cuda.is_available())
+        if datamodule is not None and stage == "fit" and getattr(datamodule, "pair_sampling", None) is None:
+            raise ValueError("the siamese COVID-Net trains on pairs: set data.pair_sampling (see configs/methods/siamese.yaml)")
 
     def pair_logits(self, batch: dict, pair_embedding: str | None = None) -> torch.Tensor:
         images, left, right = batch["image"], batch["left"], batch["right"]

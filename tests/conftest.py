@@ -27,6 +27,26 @@ def load_maker(dataset: str):
     return module
 
 
+def dataset_header(dataset: str, fixture: str, *, folder: str = "data", **defaults):
+    """What every tests/test_dataset_<dataset>.py starts with: the fake-data maker, a fixture named ``fixture``
+    that lays out the fake dataset under tmp_path/``folder``, and ``dm(root, tmp_path, **options)``, the dataset's
+    DataModule at 32 px with the test's cache and split folders (``defaults``: more options; a callable gets the root)."""
+    from datamodules import DATAMODULES
+
+    maker = load_maker(dataset)
+
+    @pytest.fixture(name=fixture)
+    def root(tmp_path: Path) -> Path:
+        return maker.create(tmp_path / folder)
+
+    def dm(root: Path, tmp_path: Path, **options):
+        for key, value in {"image_size": 32, **defaults}.items():
+            options.setdefault(key, value(root) if callable(value) else value)
+        return DATAMODULES[dataset](root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **options)
+
+    return maker, root, dm
+
+
 @pytest.fixture
 def radiography_root(tmp_path: Path) -> Path:
     return load_maker("covid19_radiography").create(tmp_path / "data")

@@ -11,10 +11,10 @@ import pytest
 from benchmark.cli import main
 from benchmark.data_report import data_report
 from conftest import load_maker
-from datamodules import DatasetNotFoundError
-from datamodules.cohen_covid import CohenCovidDataModule
-from datamodules.covid19_radiography import Covid19RadiographyDataModule
-from datamodules.covidx import COVIDxDataModule
+from datamodules import DATAMODULES, DatasetNotFoundError
+from datamodules.readers.cohen_covid import CohenCovidReader
+from datamodules.readers.covid19_radiography import Covid19RadiographyReader
+from datamodules.readers.covidx import COVIDxReader
 from datamodules.manifest import ManifestError
 from datamodules.splits import LeakageError, SplitMismatchError, read_split_csv
 
@@ -23,7 +23,7 @@ cohen_maker = load_maker("cohen_covid")
 
 def _dm(cls, root, tmp_path, **kwargs):
     kwargs.setdefault("image_size", 32)
-    return cls(root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "runs" / "splits", **kwargs)
+    return DATAMODULES[cls.name](root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "runs" / "splits", **kwargs)
 
 
 def _report(name, root, tmp_path, *extra):
@@ -61,7 +61,7 @@ def _symlink_loop(folder):
 @pytest.mark.parametrize("make_odd", [_non_utf8_name, _symlink_loop])
 def test_an_odd_file_is_one_reported_unreadable_image_and_the_run_goes_on(radiography_root, tmp_path, capsys, make_odd):
     names, reason = make_odd(radiography_root / "COVID")
-    dm = _ready(Covid19RadiographyDataModule, radiography_root, tmp_path)
+    dm = _ready(Covid19RadiographyReader, radiography_root, tmp_path)
     assert sum(len(f) for f in dm.frames.values()) == 18 and dm.excluded["unreadable"] == len(names)
     assert sorted(p.rsplit("/", 1)[-1] for p in dm._cache.problems["path"]) == names
     assert set(dm._cache.problems["problem"]) == {reason}
@@ -78,11 +78,11 @@ def test_an_odd_file_is_one_reported_unreadable_image_and_the_run_goes_on(radiog
 
 # ----- the split file is checked against the dataset -----
 def test_an_edited_label_in_the_split_file_is_an_error_naming_the_image(radiography_root, tmp_path, capsys):
-    dm = _ready(Covid19RadiographyDataModule, radiography_root, tmp_path)
+    dm = _ready(Covid19RadiographyReader, radiography_root, tmp_path)
     _edit_split(dm, "COVID/COVID-2.png", "label", "normal")
     edited = dm.split_path.read_bytes()
     with pytest.raises(SplitMismatchError, match=r"COVID/COVID-2.png: 'normal' in the split file, 'COVID-19' in the dataset.*delete it"):
-        _ready(Covid19RadiographyDataModule, radiography_root, tmp_path)
+        _ready(Covid19RadiographyReader, radiography_root, tmp_path)
     assert _report("covid19_radiography", radiography_root, tmp_path) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "COVID/COVID-2.png" in err and str(dm.split_path) in err
@@ -90,32 +90,32 @@ def test_an_edited_label_in_the_split_file_is_an_error_naming_the_image(radiogra
 
 
 def test_an_edited_patient_is_an_error(radiography_root, tmp_path):
-    dm = _ready(Covid19RadiographyDataModule, radiography_root, tmp_path)
+    dm = _ready(Covid19RadiographyReader, radiography_root, tmp_path)
     _edit_split(dm, "Normal/Normal-3.png", "patient_id", "someone")
     with pytest.raises(SplitMismatchError, match=r"another patient_id.*Normal/Normal-3.png: 'someone' in the split file"):
-        _ready(Covid19RadiographyDataModule, radiography_root, tmp_path)
+        _ready(Covid19RadiographyReader, radiography_root, tmp_path)
 
 
 def test_a_patient_in_two_splits_is_an_error_line_not_a_traceback(radiography_root, tmp_path, capsys):
     images = sorted(p.relative_to(radiography_root).as_posix() for p in radiography_root.rglob("*.png"))
     with open(radiography_root / "patient_map.csv", "w") as handle:
         handle.write("image,patient_id\n" + "".join(f"{image},pt{i // 2}\n" for i, image in enumerate(images)))
-    dm = _ready(Covid19RadiographyDataModule, radiography_root, tmp_path)
+    dm = _ready(Covid19RadiographyReader, radiography_root, tmp_path)
     split = read_split_csv(dm.split_path)
     first = split[split["patient_id"] == "pt0"]
     other = "test" if first["split"].iloc[0] != "test" else "train"
     _edit_split(dm, first["image"].iloc[1], "split", other)
     with pytest.raises(LeakageError, match="1 patients occur in more than one split"):
-        _ready(Covid19RadiographyDataModule, radiography_root, tmp_path)
+        _ready(Covid19RadiographyReader, radiography_root, tmp_path)
     assert _report("covid19_radiography", radiography_root, tmp_path) == 2
     assert capsys.readouterr().err.startswith("error: ") and issubclass(LeakageError, ManifestError)
 
 
 def test_images_gone_or_added_since_the_split_are_reported_and_counted(radiography_root, tmp_path):
-    first = _ready(Covid19RadiographyDataModule, radiography_root, tmp_path)
+    first = _ready(Covid19RadiographyReader, radiography_root, tmp_path)
     (radiography_root / "Normal" / "Normal-2.png").unlink()
     shutil.copy(radiography_root / "Normal" / "Normal-1.png", radiography_root / "Normal" / "Normal-new.png")
-    dm = _ready(Covid19RadiographyDataModule, radiography_root, tmp_path)
+    dm = _ready(Covid19RadiographyReader, radiography_root, tmp_path)
     assert dm.split_path.read_bytes() == first.split_path.read_bytes()  # still the shared split
     assert dm.excluded["missing_file"] == 1 and dm.excluded["not_in_split_file"] == 1
     assert dm.missing["path"].str.endswith("Normal/Normal-2.png").all() and "file not found" in dm.missing["problem"].iloc[0]
@@ -124,11 +124,11 @@ def test_images_gone_or_added_since_the_split_are_reported_and_counted(radiograp
 
 def test_an_image_the_dataset_no_longer_holds_is_an_error(tmp_path):
     cohen = cohen_maker.create(tmp_path / "data")
-    _ready(CohenCovidDataModule, cohen, tmp_path)
+    _ready(CohenCovidReader, cohen, tmp_path)
     metadata = cohen / "metadata.csv"
     metadata.write_text(metadata.read_text().replace(",No Finding,", ",todo,", 1))  # nf11.png is unlabelled now
     with pytest.raises(SplitMismatchError, match=r"1 images are in the split file but not in the dataset.*images/nf11.png \(normal\)"):
-        _ready(CohenCovidDataModule, cohen, tmp_path)
+        _ready(CohenCovidReader, cohen, tmp_path)
 
 
 @pytest.mark.parametrize("edit, message", [
@@ -137,19 +137,19 @@ def test_an_image_the_dataset_no_longer_holds_is_an_error(tmp_path):
     (lambda text: text + text.splitlines()[1] + "\n", r"2 rows list the same image"),
 ])
 def test_a_malformed_split_file_is_an_error_naming_it(radiography_root, tmp_path, edit, message):
-    dm = _ready(Covid19RadiographyDataModule, radiography_root, tmp_path)
+    dm = _ready(Covid19RadiographyReader, radiography_root, tmp_path)
     dm.split_path.write_text(edit(dm.split_path.read_text()))
     with pytest.raises(SplitMismatchError, match=message):
-        _ready(Covid19RadiographyDataModule, radiography_root, tmp_path)
+        _ready(Covid19RadiographyReader, radiography_root, tmp_path)
 
 
 # ----- a folder that only half matches; fewer than two classes -----
 def test_kermany_test_folder_is_not_taken_for_the_radiography_database(tmp_path, capsys):
     kermany = load_maker("kermany_pneumonia").create(tmp_path / "data")
     with pytest.raises(DatasetNotFoundError, match=r"expected class folders COVID/.*holds NORMAL/, PNEUMONIA/"):
-        Covid19RadiographyDataModule.locate(kermany / "test")
+        Covid19RadiographyReader.locate(kermany / "test")
     with pytest.raises(DatasetNotFoundError, match="NORMAL/, PNEUMONIA/"):
-        _dm(Covid19RadiographyDataModule, kermany / "test", tmp_path).prepare_data()
+        _dm(Covid19RadiographyReader, kermany / "test", tmp_path).prepare_data()
     assert _report("covid19_radiography", kermany / "test", tmp_path) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and "NORMAL/, PNEUMONIA/" in err and "COVID/" in err
@@ -158,7 +158,7 @@ def test_kermany_test_folder_is_not_taken_for_the_radiography_database(tmp_path,
 def test_one_class_is_an_error_before_a_split_is_written(radiography_root, tmp_path, capsys):
     for path in [*(radiography_root / "Normal").glob("*.png"), *(radiography_root / "Viral Pneumonia").rglob("*.png")]:
         path.unlink()
-    dm = _dm(Covid19RadiographyDataModule, radiography_root, tmp_path)
+    dm = _dm(Covid19RadiographyReader, radiography_root, tmp_path)
     with pytest.raises(ManifestError, match=r"at least two classes.*only the class 'COVID-19'"):
         dm.prepare_data()
     assert not dm.split_path.exists()  # nothing left behind: a fixed folder gets a fresh split
@@ -168,7 +168,7 @@ def test_one_class_is_an_error_before_a_split_is_written(radiography_root, tmp_p
 
 def test_a_class_map_leaving_one_class_is_an_error_before_training(radiography_root, tmp_path):
     with pytest.raises(ManifestError, match=r"covid19_radiography-seed0.*only the class 'COVID-19'"):
-        _ready(Covid19RadiographyDataModule, radiography_root, tmp_path, class_map={"COVID-19": "COVID-19"})
+        _ready(Covid19RadiographyReader, radiography_root, tmp_path, class_map={"COVID-19": "COVID-19"})
 
 
 # ----- one image listed twice -----
@@ -184,7 +184,7 @@ def _append_cohen_rows(cohen, *rows):
 def test_an_image_listed_with_two_labels_is_left_out_reported_and_counted(tmp_path, caplog):
     cohen = cohen_maker.create(tmp_path / "data")
     _append_cohen_rows(cohen, ("18", "No Finding", "c18.png"), ("19", "COVID-19", "c19.png"))  # a conflict; a plain repeat
-    dm = _dm(CohenCovidDataModule, cohen, tmp_path)
+    dm = _dm(CohenCovidReader, cohen, tmp_path)
     manifest = dm.build_manifest()
     assert not manifest["path"].str.endswith("c18.png").any() and manifest["path"].str.endswith("c19.png").sum() == 1
     assert dm.manifest_excluded["conflicting_labels"] == 1 and dm.manifest_excluded["listed_twice"] == 2
@@ -202,11 +202,11 @@ def test_covidx_lines_naming_one_image_twice(tmp_path):
     train = covidx / "labels" / "train_COVIDx5.txt"
     text = train.read_text()
     train.write_text(text + "n-20 n20.png pneumonia\nn-21 n21.png normal\n")  # n20: two labels; n21: the same one twice
-    dm = _dm(COVIDxDataModule, covidx, tmp_path, images_dir=covidx / "images")
+    dm = _dm(COVIDxReader, covidx, tmp_path, images_dir=covidx / "images")
     names = set(dm.build_manifest()["path"].str.rsplit("/", n=1).str[-1])
     assert "n20.png" not in names and "n21.png" in names and dm.manifest_excluded == {"conflicting_labels": 1}
     assert dm.label_conflicts["labels"].tolist() == ["normal / pneumonia"]
     (covidx / "labels" / "test_COVIDx5.txt").write_text((covidx / "labels" / "test_COVIDx5.txt").read_text() + "n-22 n22.png normal\n")
     train.write_text(text)
     with pytest.raises(ManifestError, match=r"n22.png is listed twice, in test_COVIDx5.txt, train_COVIDx5.txt"):
-        _dm(COVIDxDataModule, covidx, tmp_path, images_dir=covidx / "images").build_manifest()
+        _dm(COVIDxReader, covidx, tmp_path, images_dir=covidx / "images").build_manifest()

@@ -4,7 +4,7 @@ import pytest
 
 from conftest import load_maker
 from datamodules import DATAMODULES, DatasetNotFoundError, get_datamodule_class
-from datamodules.combined import CombinedDataModule
+from datamodules.combined import CombinedReader
 from datamodules.splits import EXCLUDED, SPLITS, assert_patient_disjoint, assign_splits, read_split_csv
 
 TWO_CLASSES = {"COVID-19": "COVID-19", "normal": "normal"}
@@ -130,7 +130,7 @@ def test_bad_component_specs_are_rejected(data_root, tmp_path):
 # ----- the papers' presets -----
 def test_presets_are_registered():
     for name in ("siamese_covidx", "twice_transfer_radiography", "transfer_chestxray14_covid", "wce_covidxray5k_cohen", "combined"):
-        assert issubclass(DATAMODULES[name], CombinedDataModule)
+        assert issubclass(DATAMODULES[name].reader, CombinedReader)
 
 
 def test_wce_task_removes_cohen_copies_of_test_images_from_training(data_root, tmp_path):

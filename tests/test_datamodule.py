@@ -2,16 +2,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from datamodules import DatasetNotFoundError
-from datamodules.covid19_radiography import Covid19RadiographyDataModule
+from datamodules import DATAMODULES, DatasetNotFoundError
+from datamodules.describe import class_counts
 from datamodules.manifest import ManifestError
+from datamodules.readers.covid19_radiography import Covid19RadiographyReader
+from datamodules.sampling import PairBatchSampler
 from datamodules.splits import read_split_csv
 
 
 def _dm(root, tmp_path, **kwargs):
     kwargs.setdefault("image_size", 32)
     kwargs.setdefault("batch_size", 4)
-    return Covid19RadiographyDataModule(root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+    return DATAMODULES["covid19_radiography"](root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
 
 
 def test_manifest_from_flat_and_v4_class_folders(radiography_root, tmp_path):
@@ -37,9 +39,9 @@ def test_malformed_patient_map_names_file_and_column(radiography_root, tmp_path)
 
 
 def test_locate_finds_the_dataset_under_a_data_root(radiography_root):
-    assert Covid19RadiographyDataModule.locate(radiography_root.parent) == radiography_root
+    assert Covid19RadiographyReader.locate(radiography_root.parent) == radiography_root
     with pytest.raises(DatasetNotFoundError, match="looked in"):
-        Covid19RadiographyDataModule.locate(radiography_root / "COVID")
+        Covid19RadiographyReader.locate(radiography_root / "COVID")
 
 
 def test_setup_splits_caches_and_loads(radiography_root, tmp_path):
@@ -107,3 +109,26 @@ def test_duplicate_grouping_can_be_turned_off(radiography_root, tmp_path):
     dm.prepare_data()
     dm.setup()
     assert "group_id" not in dm.frames["train"].columns
+
+
+def test_options_that_change_a_split_are_in_its_name_and_the_default_name_stays(radiography_root, tmp_path):
+    default, toggled = _dm(radiography_root, tmp_path), _dm(radiography_root, tmp_path, group_duplicates=False)
+    assert default.split_path.name == "covid19_radiography-seed0-val0.15-test0.15.csv"
+    assert toggled.split_path.name == "covid19_radiography-seed0-val0.15-test0.15-nodupgroups.csv"
+    assert DATAMODULES["synthetic"](cache_dir=tmp_path / "cache", group_duplicates=True).split_path.name.endswith("-dupgroups.csv")
+    assert DATAMODULES["synthetic"](cache_dir=tmp_path / "cache").split_path.name == "synthetic-seed0-val0.15-test0.15.csv"
+
+
+def test_multilabel_images_count_once_per_finding():
+    frame = pd.DataFrame({"label": ["A|B", "A", "", "C"], "patient_id": ["p1", "p1", "p2", "p3"]})
+    assert class_counts(frame, ["A", "B"], multilabel=True) == {"A": {"images": 2, "patients": 1}, "B": {"images": 1, "patients": 1}}
+
+
+def test_pair_sampling_is_a_data_option_with_the_siamese_sampler(radiography_root, tmp_path):
+    dm = _dm(radiography_root, tmp_path, val_fraction=0.2, test_fraction=0.2, pair_sampling={"pairs_per_epoch": 8})
+    dm.setup()
+    batches = list(dm.train_dataloader())
+    expected = list(PairBatchSampler(dm.datasets["train"].targets, pairs_per_epoch=8, pairs_per_batch=4, seed=0))
+    assert len(batches) == len(expected) == 2
+    for batch, (indices, left, right, same) in zip(batches, expected):
+        assert batch["index"].tolist() == list(indices) and batch["left"].tolist() == list(left) and batch["right"].tolist() == list(right)

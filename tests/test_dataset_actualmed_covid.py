@@ -1,22 +1,12 @@
 import pytest
 
-from conftest import load_maker
+from conftest import dataset_header
 from datamodules import DATAMODULES
-from datamodules.agchung import ActualmedCovidDataModule, Figure1CovidDataModule
-from datamodules.cohen_covid import CohenCovidDataModule
+from datamodules.readers.agchung import ActualmedCovidReader, Figure1CovidReader
+from datamodules.readers.cohen_covid import CohenCovidReader
 from datamodules.manifest import ManifestError
 
-maker = load_maker("actualmed_covid")
-
-
-@pytest.fixture
-def actualmed(tmp_path):
-    return maker.create(tmp_path / "data")
-
-
-def _dm(root, tmp_path, **kwargs):
-    kwargs.setdefault("image_size", 32)
-    return ActualmedCovidDataModule(root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+maker, actualmed, _dm = dataset_header("actualmed_covid", "actualmed")
 
 
 def test_manifest_from_imagename_with_patients(actualmed, tmp_path):
@@ -51,6 +41,6 @@ def test_missing_imagename_column_and_empty_imagename(actualmed, tmp_path):
 
 
 def test_registered_and_told_apart(actualmed):
-    assert DATAMODULES["actualmed_covid"] is ActualmedCovidDataModule
-    assert ActualmedCovidDataModule.locate(actualmed.parent) == actualmed
-    assert not Figure1CovidDataModule.looks_like_root(actualmed) and not CohenCovidDataModule.looks_like_root(actualmed)
+    assert DATAMODULES["actualmed_covid"].reader is ActualmedCovidReader
+    assert ActualmedCovidReader.locate(actualmed.parent) == actualmed
+    assert not Figure1CovidReader.looks_like_root(actualmed) and not CohenCovidReader.looks_like_root(actualmed)

@@ -3,22 +3,12 @@ import gzip
 import numpy as np
 import pytest
 
-from conftest import load_maker
+from conftest import dataset_header
 from datamodules import DATAMODULES
-from datamodules.chestxray14 import FINDINGS, ChestXray14DataModule
+from datamodules.readers.chestxray14 import FINDINGS, ChestXray14Reader
 from datamodules.manifest import ManifestError
 
-maker = load_maker("chestxray14")
-
-
-@pytest.fixture
-def nih(tmp_path):
-    return maker.create(tmp_path / "data")
-
-
-def _dm(root, tmp_path, **kwargs):
-    kwargs.setdefault("image_size", 32)
-    return ChestXray14DataModule(root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+maker, nih, _dm = dataset_header("chestxray14", "nih")
 
 
 def _rewrite(nih, old, new):
@@ -91,8 +81,8 @@ def test_no_label_file_is_a_clear_error(tmp_path):
 
 
 def test_registered_and_located(nih):
-    assert DATAMODULES["chestxray14"] is ChestXray14DataModule
-    assert ChestXray14DataModule.locate(nih.parent) == nih
+    assert DATAMODULES["chestxray14"].reader is ChestXray14Reader
+    assert ChestXray14Reader.locate(nih.parent) == nih
 
 
 def test_multilabel_strata_use_the_rarest_common_finding():

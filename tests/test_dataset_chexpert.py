@@ -1,21 +1,11 @@
 import pytest
 
-from conftest import load_maker
+from conftest import dataset_header
 from datamodules import DATAMODULES
-from datamodules.chexpert import COMPETITION, OBSERVATIONS, CheXpertDataModule
+from datamodules.readers.chexpert import COMPETITION, OBSERVATIONS, CheXpertReader
 from datamodules.manifest import ManifestError
 
-maker = load_maker("chexpert")
-
-
-@pytest.fixture
-def chexpert(tmp_path):
-    return maker.create(tmp_path / "data")
-
-
-def _dm(root, tmp_path, **kwargs):
-    kwargs.setdefault("image_size", 32)
-    return CheXpertDataModule(root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+_, chexpert, _dm = dataset_header("chexpert", "chexpert")
 
 
 def _by_name(manifest):
@@ -102,5 +92,5 @@ def test_renamed_dataset_folder_still_resolves_paths(chexpert, tmp_path):
 
 
 def test_registered_and_located(chexpert):
-    assert DATAMODULES["chexpert"] is CheXpertDataModule
-    assert CheXpertDataModule.locate(chexpert.parent) == chexpert
+    assert DATAMODULES["chexpert"].reader is CheXpertReader
+    assert CheXpertReader.locate(chexpert.parent) == chexpert

@@ -1,21 +1,11 @@
 import pytest
 
-from conftest import load_maker
+from conftest import dataset_header
 from datamodules import DATAMODULES
-from datamodules.cohen_covid import CohenCovidDataModule, finding_category
+from datamodules.readers.cohen_covid import CohenCovidReader, finding_category
 from datamodules.manifest import ManifestError
 
-maker = load_maker("cohen_covid")
-
-
-@pytest.fixture
-def cohen(tmp_path):
-    return maker.create(tmp_path / "data")
-
-
-def _dm(root, tmp_path, **kwargs):
-    kwargs.setdefault("image_size", 32)
-    return CohenCovidDataModule(root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+maker, cohen, _dm = dataset_header("cohen_covid", "cohen")
 
 
 def _names(manifest):
@@ -100,5 +90,5 @@ def test_missing_policy_error_and_keep(cohen, tmp_path):
 
 
 def test_registered_and_located(cohen):
-    assert DATAMODULES["cohen_covid"] is CohenCovidDataModule
-    assert CohenCovidDataModule.locate(cohen.parent) == cohen
+    assert DATAMODULES["cohen_covid"].reader is CohenCovidReader
+    assert CohenCovidReader.locate(cohen.parent) == cohen

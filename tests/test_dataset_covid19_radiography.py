@@ -2,13 +2,12 @@ import shutil
 
 import pytest
 
+from conftest import dataset_header
 from datamodules import DATAMODULES
-from datamodules.covid19_radiography import Covid19RadiographyDataModule
+from datamodules.readers.covid19_radiography import Covid19RadiographyReader
 
 
-def _dm(root, tmp_path, **kwargs):
-    kwargs.setdefault("image_size", 32)
-    return Covid19RadiographyDataModule(root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+_, _, _dm = dataset_header("covid19_radiography", "covid19_radiography_root")  # the layout: conftest's radiography_root
 
 
 @pytest.fixture
@@ -36,8 +35,8 @@ def test_first_release_folder_names(radiography_root, tmp_path):
     (radiography_root / "Normal").rename(radiography_root / "NORMAL")
     manifest = _dm(radiography_root, tmp_path).build_manifest()
     assert manifest["label"].value_counts().to_dict() == {"COVID-19": 6, "normal": 6, "pneumonia": 6}
-    assert Covid19RadiographyDataModule.locate(radiography_root.parent) == radiography_root
+    assert Covid19RadiographyReader.locate(radiography_root.parent) == radiography_root
 
 
 def test_registered():
-    assert DATAMODULES["covid19_radiography"] is Covid19RadiographyDataModule
+    assert DATAMODULES["covid19_radiography"].reader is Covid19RadiographyReader

@@ -1,23 +1,12 @@
 import pytest
 
-from conftest import load_maker
+from conftest import dataset_header
 from datamodules import DATAMODULES
-from datamodules.covidx import COVIDxDataModule, parse_split_line
+from datamodules.readers.covidx import COVIDxReader, parse_split_line
 from datamodules.manifest import ManifestError
 from datamodules.splits import read_split_csv
 
-maker = load_maker("covidx")
-
-
-@pytest.fixture
-def covidx(tmp_path):
-    return maker.create(tmp_path / "data")
-
-
-def _dm(root, tmp_path, **kwargs):
-    kwargs.setdefault("image_size", 32)
-    kwargs.setdefault("images_dir", root / "images")
-    return COVIDxDataModule(root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+maker, covidx, _dm = dataset_header("covidx", "covidx", images_dir=lambda root: root / "images")
 
 
 @pytest.mark.parametrize("line, parsed", [
@@ -99,5 +88,5 @@ def test_wrong_images_dir_is_a_clear_error(covidx, tmp_path):
 
 
 def test_registered_and_located(covidx):
-    assert DATAMODULES["covidx"] is COVIDxDataModule
-    assert COVIDxDataModule.locate(covidx.parent) == covidx
+    assert DATAMODULES["covidx"].reader is COVIDxReader
+    assert COVIDxReader.locate(covidx.parent) == covidx

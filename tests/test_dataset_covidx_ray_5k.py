@@ -1,21 +1,11 @@
 import pytest
 
-from conftest import load_maker
+from conftest import dataset_header
 from datamodules import DATAMODULES
-from datamodules.covidx_ray_5k import CovidXray5kDataModule
+from datamodules.readers.covidx_ray_5k import CovidXray5kReader
 from datamodules.manifest import ManifestError
 
-maker = load_maker("covidx_ray_5k")
-
-
-@pytest.fixture
-def covid5k(tmp_path):
-    return maker.create(tmp_path / "downloads")
-
-
-def _dm(root, tmp_path, **kwargs):
-    kwargs.setdefault("image_size", 32)
-    return CovidXray5kDataModule(root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+_, covid5k, _dm = dataset_header("covidx_ray_5k", "covid5k", folder="downloads")
 
 
 def test_manifest_labels_official_split_and_patients(covid5k, tmp_path):
@@ -50,5 +40,5 @@ def test_empty_layout_is_a_clear_error(tmp_path):
 
 
 def test_registered_and_located(covid5k):
-    assert DATAMODULES["covidx_ray_5k"] is CovidXray5kDataModule
-    assert CovidXray5kDataModule.locate(covid5k.parent) == covid5k
+    assert DATAMODULES["covidx_ray_5k"].reader is CovidXray5kReader
+    assert CovidXray5kReader.locate(covid5k.parent) == covid5k

@@ -1,21 +1,11 @@
 import pytest
 
-from conftest import load_maker
+from conftest import dataset_header
 from datamodules import DATAMODULES
-from datamodules.agchung import ActualmedCovidDataModule, Figure1CovidDataModule
+from datamodules.readers.agchung import ActualmedCovidReader, Figure1CovidReader
 from datamodules.manifest import ManifestError
 
-maker = load_maker("figure1_covid")
-
-
-@pytest.fixture
-def figure1(tmp_path):
-    return maker.create(tmp_path / "data")
-
-
-def _dm(root, tmp_path, **kwargs):
-    kwargs.setdefault("image_size", 32)
-    return Figure1CovidDataModule(root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+_, figure1, _dm = dataset_header("figure1_covid", "figure1")
 
 
 def test_latin1_metadata_images_by_patientid_and_patients(figure1, tmp_path):
@@ -49,6 +39,6 @@ def test_unknown_finding_is_a_clear_error(figure1, tmp_path):
 
 
 def test_registered_and_told_apart_from_actualmed(figure1):
-    assert DATAMODULES["figure1_covid"] is Figure1CovidDataModule
-    assert Figure1CovidDataModule.locate(figure1.parent) == figure1
-    assert not ActualmedCovidDataModule.looks_like_root(figure1)
+    assert DATAMODULES["figure1_covid"].reader is Figure1CovidReader
+    assert Figure1CovidReader.locate(figure1.parent) == figure1
+    assert not ActualmedCovidReader.looks_like_root(figure1)

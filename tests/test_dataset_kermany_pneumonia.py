@@ -1,21 +1,11 @@
 import pytest
 
-from conftest import load_maker
+from conftest import dataset_header
 from datamodules import DATAMODULES
-from datamodules.kermany_pneumonia import KermanyPneumoniaDataModule, patient_of
+from datamodules.readers.kermany_pneumonia import KermanyPneumoniaReader, patient_of
 from datamodules.manifest import ManifestError
 
-maker = load_maker("kermany_pneumonia")
-
-
-@pytest.fixture
-def kermany(tmp_path):
-    return maker.create(tmp_path / "data")
-
-
-def _dm(root, tmp_path, **kwargs):
-    kwargs.setdefault("image_size", 32)
-    return KermanyPneumoniaDataModule(root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", **kwargs)
+maker, kermany, _dm = dataset_header("kermany_pneumonia", "kermany")
 
 
 @pytest.mark.parametrize("name, patient", [
@@ -64,5 +54,5 @@ def test_official_val_option(kermany, tmp_path):
 
 
 def test_registered_and_located(kermany):
-    assert DATAMODULES["kermany_pneumonia"] is KermanyPneumoniaDataModule
-    assert KermanyPneumoniaDataModule.locate(kermany.parent) == kermany
+    assert DATAMODULES["kermany_pneumonia"].reader is KermanyPneumoniaReader
+    assert KermanyPneumoniaReader.locate(kermany.parent) == kermany

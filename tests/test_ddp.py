@@ -17,7 +17,8 @@ REPO = Path(__file__).resolve().parent.parent
 def test_two_process_ddp_run_counts_every_test_image_once(tmp_path):
     tiny = {"model": {"nf": 8, "fc_units": 16}, "optimizer": {"name": "adam", "lr": 1e-3}, "grid_search": None}
     (tmp_path / "tiny.yaml").write_text(yaml.safe_dump({"extends": str(REPO / "configs/methods/single_net.yaml"), **tiny}))
-    siamese = {"extends": str(REPO / "configs/methods/siamese.yaml"), **tiny, "task": {"pairs_per_epoch": 32, "validation_trials": 9}}
+    siamese = {"extends": str(REPO / "configs/methods/siamese.yaml"), **tiny, "task": {"validation_trials": 9},
+               "data": {"pair_sampling": {"pairs_per_epoch": 32}}}
     (tmp_path / "tiny_siamese.yaml").write_text(yaml.safe_dump(siamese))
     suite = {
         "name": "ddp", "datasets": [{"name": "synthetic", "options": {"patients_per_class": 7}}], "methods": ["tiny.yaml", "tiny_siamese.yaml"],

@@ -129,7 +129,7 @@ def test_unreadable_images_are_skipped(tmp_path):
 @pytest.mark.integration
 def test_real_xrays_resized_and_recompressed_are_found_and_other_xrays_are_not(shared_data, tmp_path):
     """One image per Kermany patient (different children: different X-rays), plus resized/recompressed copies."""
-    from datamodules.kermany_pneumonia import patient_of
+    from datamodules.readers.kermany_pneumonia import patient_of
 
     folder = shared_data / "kermany-chest-xray-pneumonia" / "dataset" / "test" / "NORMAL"
     by_patient = {}

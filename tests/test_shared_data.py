@@ -7,11 +7,12 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from datamodules.chestxray14 import FINDINGS, ChestXray14DataModule
-from datamodules.cohen_covid import CohenCovidDataModule
-from datamodules.covid19_radiography import Covid19RadiographyDataModule
-from datamodules.covidx import COVIDxDataModule, parse_split_line
-from datamodules.kermany_pneumonia import KermanyPneumoniaDataModule
+from datamodules import DATAMODULES
+from datamodules.readers.chestxray14 import FINDINGS, ChestXray14Reader
+from datamodules.readers.cohen_covid import CohenCovidReader
+from datamodules.readers.covid19_radiography import Covid19RadiographyReader
+from datamodules.readers.covidx import parse_split_line
+from datamodules.readers.kermany_pneumonia import KermanyPneumoniaReader
 
 pytestmark = pytest.mark.integration
 
@@ -33,15 +34,15 @@ def _names(paths):
 
 
 def test_cohen_all_views_match_the_readme(shared_data, tmp_path):
-    root = CohenCovidDataModule.locate(shared_data / "cohen-covid-chestxray")
-    binary = CohenCovidDataModule(root, task="binary", views=None, **_dirs(tmp_path))
+    root = CohenCovidReader.locate(shared_data / "cohen-covid-chestxray")
+    binary = DATAMODULES["cohen_covid"](root, task="binary", views=None, **_dirs(tmp_path))
     manifest = binary.build_manifest()
     # README: 648 X-ray files have a metadata row (first row per file); 78 are 'todo'; COVID-19 439 + COVID-19+ARDS 12.
     assert len(manifest) == 648 - 78 and binary.manifest_excluded["unlabelled"] == 78
     assert manifest["label"].value_counts().to_dict() == {"COVID-19": 439 + 12, "non-COVID": 648 - 78 - 451}
     # README: 14 listed X-ray files are absent; each is reported by path, none crashes.
     assert _names(binary.missing["path"]) == COHEN_ABSENT and len(binary.missing) == 14
-    three = CohenCovidDataModule(root, views=None, **_dirs(tmp_path)).build_manifest()
+    three = DATAMODULES["cohen_covid"](root, views=None, **_dirs(tmp_path)).build_manifest()
     # README: No Finding 19; ARDS 4 is outside the three classes; every other finding is a pneumonia.
     pneumonias = 16 + 16 + 13 + 11 + 8 + 8 + 5 + 5 + 4 + 4 + 4 + 2
     assert three["label"].value_counts().to_dict() == {"COVID-19": 451, "pneumonia": pneumonias, "normal": 19}
@@ -50,7 +51,7 @@ def test_cohen_all_views_match_the_readme(shared_data, tmp_path):
 
 
 def test_cohen_default_frontal_set_decodes_and_splits(shared_data, tmp_path):
-    dm = CohenCovidDataModule(shared_data / "cohen-covid-chestxray", **_dirs(tmp_path))
+    dm = DATAMODULES["cohen_covid"](shared_data / "cohen-covid-chestxray", **_dirs(tmp_path))
     dm.prepare_data()
     dm.setup()
     used = sum(len(f) for f in dm.frames.values())
@@ -66,8 +67,8 @@ def test_cohen_default_frontal_set_decodes_and_splits(shared_data, tmp_path):
 
 
 def test_kermany_counts_match_the_readme(shared_data, tmp_path):
-    root = KermanyPneumoniaDataModule.locate(shared_data / "kermany-chest-xray-pneumonia")
-    manifest = KermanyPneumoniaDataModule(root, task="three_class", **_dirs(tmp_path)).build_manifest()
+    root = KermanyPneumoniaReader.locate(shared_data / "kermany-chest-xray-pneumonia")
+    manifest = DATAMODULES["kermany_pneumonia"](root, task="three_class", **_dirs(tmp_path)).build_manifest()
     counts = manifest.groupby(["official_split", "label"]).size().to_dict()
     assert counts == {("train", "normal"): 1341, ("train", "bacterial_pneumonia"): 2530, ("train", "viral_pneumonia"): 1345,
                       ("test", "normal"): 234, ("test", "bacterial_pneumonia"): 242, ("test", "viral_pneumonia"): 148}
@@ -75,7 +76,7 @@ def test_kermany_counts_match_the_readme(shared_data, tmp_path):
 
 
 def test_radiography_subset_counts_match_the_readme(shared_data, tmp_path):
-    dm = Covid19RadiographyDataModule(Covid19RadiographyDataModule.locate(shared_data / "covid19-radiography-database"), **_dirs(tmp_path))
+    dm = DATAMODULES["covid19_radiography"](Covid19RadiographyReader.locate(shared_data / "covid19-radiography-database"), **_dirs(tmp_path))
     manifest = dm.build_manifest()
     assert manifest["label"].value_counts().to_dict() == {"COVID-19": 3616, "normal": 650}
     kept = set((shared_data / "covid19-radiography-database" / "SUBSAMPLE_Normal_kept.txt").read_text().split())
@@ -83,7 +84,7 @@ def test_radiography_subset_counts_match_the_readme(shared_data, tmp_path):
 
 
 def test_nih1000_manifest_matches_the_readme(shared_data, tmp_path):
-    dm = ChestXray14DataModule(ChestXray14DataModule.locate(shared_data / "nih-chestxray14-nih1000"), **_dirs(tmp_path))
+    dm = DATAMODULES["chestxray14"](ChestXray14Reader.locate(shared_data / "nih-chestxray14-nih1000"), **_dirs(tmp_path))
     manifest = dm.build_manifest()
     # README: 112,120 rows; all 1000 images found in it; the other 111,120 are counted, not logged one by one.
     assert len(manifest) == 1000 and len(dm.missing) == 112120 - 1000
@@ -114,7 +115,7 @@ def test_covidx_split_files_parse_to_the_readme_counts(shared_data):
 
 
 def test_covidx_with_the_cohen_images_folder(shared_data, tmp_path):
-    dm = COVIDxDataModule(shared_data / "covidx-splits", images_dir=shared_data / "cohen-covid-chestxray" / "images", **_dirs(tmp_path))
+    dm = DATAMODULES["covidx"](shared_data / "covidx-splits", images_dir=shared_data / "cohen-covid-chestxray" / "images", **_dirs(tmp_path))
     manifest = dm.build_manifest()
     cohen = manifest[manifest["source"] == "cohen"]
     # README: all 42 test and 447 of the 491 train cohen entries resolve to files in the cohen images folder.

@@ -41,7 +41,7 @@ class BandEncoder(torch.nn.Module):
 
 def _task(**kwargs):
     options = {"class_names": ["a", "b", "c"], "image_size": 32, "model": {"nf": 8, "fc_units": 32}, "optimizer": {"name": "adam", "lr": 1e-3},
-               "pairs_per_epoch": 48, "validation_trials": 12}
+               "validation_trials": 12}
     options.update(kwargs)
     return get_task_class("siamese")(**options)
 
@@ -190,3 +190,14 @@ def test_variants_and_start_weights_from_a_single_net(tmp_path):
     assert torch.equal(loaded.model.encoder.stem[0].weight, single.model.encoder.stem[0].weight)
     with pytest.raises(ValueError, match="pair_embedding"):
         _task(pair_embedding="three_tower")
+
+
+def test_training_needs_pairs_from_the_data():
+    from types import SimpleNamespace
+
+    task = _task()
+    task._trainer = SimpleNamespace(datamodule=SimpleNamespace(pair_sampling=None))
+    with pytest.raises(ValueError, match="data.pair_sampling"):
+        task.setup("fit")
+    task._trainer = SimpleNamespace(datamodule=SimpleNamespace(pair_sampling=object()))
+    task.setup("fit")  # pairs come from the data: nothing to install

@@ -22,8 +22,8 @@ def test_siamese_and_wce_methods_run_end_to_end(tmp_path):
     methods = [
         _write(tmp_path / "tiny_siamese.yaml", {
             "extends": str(REPO / "configs/methods/siamese.yaml"), "model": {"nf": 8, "fc_units": 16},
-            "task": {"pairs_per_epoch": 32, "validation_trials": 9}, "optimizer": {"name": "adam", "lr": 1e-3},
-            "data": {"batch_size": 8}, "trainer": {"max_epochs": 1}, "deviations": ["test-sized network"],
+            "task": {"validation_trials": 9}, "optimizer": {"name": "adam", "lr": 1e-3},
+            "data": {"batch_size": 8, "pair_sampling": {"pairs_per_epoch": 32}}, "trainer": {"max_epochs": 1}, "deviations": ["test-sized network"],
         }),
         _write(tmp_path / "tiny_acnn.yaml", {"extends": str(REPO / "configs/methods/wce_acnn.yaml"), **TINY_ACNN}),
         _write(tmp_path / "tiny_acnn_beta075.yaml", {"extends": str(REPO / "configs/methods/wce_acnn_beta075.yaml"), **TINY_ACNN}),

@@ -2,7 +2,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from datamodules.synthetic import CLASS_FOLDERS, SyntheticDataModule, _anatomy, _lungs, generate, render_phantom
+from datamodules import DATAMODULES
+from datamodules.readers.synthetic import CLASS_FOLDERS, _anatomy, _lungs, generate, render_phantom
 
 
 def test_generator_is_deterministic(tmp_path):
@@ -38,7 +39,7 @@ def test_findings_raise_lung_density():
 
 
 def test_datamodule_reads_phantoms_through_the_radiography_reader(tmp_path):
-    dm = SyntheticDataModule(cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", image_size=32, patients_per_class=6, batch_size=4)
+    dm = DATAMODULES["synthetic"](cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", image_size=32, patients_per_class=6, batch_size=4)
     dm.prepare_data()
     dm.setup()
     assert dm.is_synthetic and dm.class_names == ["COVID-19", "normal", "pneumonia"]

@@ -11,6 +11,7 @@ from torch.utils.data import DataLoader
 
 from benchmark.evaluate import evaluate
 from benchmark.leaderboard import gain, gain_score, one_vs_rest_accuracy
+from datamodules import DATAMODULES
 from conftest import HalvesDataset, train_losses
 from lightning_modules import get_task_class
 from lightning_modules.losses import build_loss
@@ -136,10 +137,8 @@ def test_start_weights_from_a_torchvision_file_fold_the_rgb_stem(tmp_path):
 
 
 def test_class_map_makes_a_binary_task_on_the_same_split(radiography_root, tmp_path):
-    from datamodules.covid19_radiography import Covid19RadiographyDataModule
-
     def module(**kwargs):
-        dm = Covid19RadiographyDataModule(radiography_root, image_size=32, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", val_fraction=0.25, test_fraction=0.25, **kwargs)
+        dm = DATAMODULES["covid19_radiography"](radiography_root, image_size=32, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", val_fraction=0.25, test_fraction=0.25, **kwargs)
         dm.setup("fit")
         return dm
 

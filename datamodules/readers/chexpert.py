@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datamodules.base import CXRDataModule
+from datamodules.readers import READERS
+from datamodules.readers.base import Reader, encode_targets
 from datamodules.manifest import ManifestError, make_manifest, metadata_error, multilabel_strata, read_metadata_csv
 
 OBSERVATIONS = (
@@ -38,7 +39,8 @@ VALUES = {"1.0": 1, "1": 1, "0.0": 0, "0": 0, "-1.0": -1, "-1": -1, "": 0}
 PATIENT = re.compile(r"(patient\d+)")
 
 
-class CheXpertDataModule(CXRDataModule):
+@READERS.register()
+class CheXpertReader(Reader):
     """CheXpert from its train.csv / valid.csv.
 
     Args:
@@ -54,8 +56,8 @@ class CheXpertDataModule(CXRDataModule):
     layout = "train.csv and/or valid.csv beside train/ and valid/"
     target_columns = ("uncertain",)
 
-    def __init__(self, root, *, uncertainty: str = "u_ignore", views: list[str] | tuple[str, ...] | str = ("frontal",), **kwargs):
-        super().__init__(root, **kwargs)
+    def __init__(self, root, *, uncertainty: str = "u_ignore", views: list[str] | tuple[str, ...] | str = ("frontal",)):
+        super().__init__(root)
         if uncertainty not in POLICIES:
             raise ValueError(f"chexpert: uncertainty={uncertainty!r}; use one of {POLICIES}")
         views = (views,) if isinstance(views, str) else tuple(views)
@@ -128,15 +130,15 @@ class CheXpertDataModule(CXRDataModule):
         frame["stratum"] = multilabel_strata(frame["label"])
         return make_manifest(frame, origin=self.root)
 
-    def encode_frame(self, frame: pd.DataFrame) -> np.ndarray:
+    def encode_frame(self, frame: pd.DataFrame, class_names: list[str]) -> np.ndarray:
         """Multi-hot targets of the certain positives, with the uncertain findings set by the policy."""
-        targets = self.encode_targets(frame["label"])
+        targets = encode_targets(frame["label"], class_names, multilabel=True)
         if self.uncertainty == "u_zeros":
             return targets
         value = 1.0 if self.uncertainty == "u_ones" else -1.0
         for i, uncertain in enumerate(frame["uncertain"].fillna("")):
             for finding in filter(None, str(uncertain).split("|")):
-                if finding in self.class_names:
-                    targets[i, self.class_names.index(finding)] = value
+                if finding in class_names:
+                    targets[i, class_names.index(finding)] = value
         return targets
 

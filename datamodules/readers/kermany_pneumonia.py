@@ -22,7 +22,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from datamodules.base import CXRDataModule
+from datamodules.readers import READERS
+from datamodules.readers.base import Reader
 from datamodules.manifest import NORMAL, PNEUMONIA, ManifestError, image_files, make_manifest
 
 SPLIT_FOLDERS = ("train", "val", "test")
@@ -44,7 +45,8 @@ def patient_of(filename: str) -> str:
     return Path(filename).stem
 
 
-class KermanyPneumoniaDataModule(CXRDataModule):
+@READERS.register()
+class KermanyPneumoniaReader(Reader):
     """Kermany pediatric chest X-rays.
 
     Args:
@@ -57,8 +59,8 @@ class KermanyPneumoniaDataModule(CXRDataModule):
     folder_names = ("chest_xray", "chest_xray/chest_xray", "chest-xray-pneumonia/chest_xray", "kermany-chest-xray-pneumonia/dataset", "dataset")
     layout = "split folders train/, val/ and test/, each holding NORMAL/ and PNEUMONIA/"
 
-    def __init__(self, root, *, task: str = "binary", official_val: bool = False, **kwargs):
-        super().__init__(root, **kwargs)
+    def __init__(self, root, *, task: str = "binary", official_val: bool = False):
+        super().__init__(root)
         if task not in TASKS:
             raise ValueError(f"kermany_pneumonia: task={task!r}; use one of {TASKS}")
         self.task = task

@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datamodules.base import CXRDataModule
+from datamodules.readers import READERS
+from datamodules.readers.base import Reader
 from datamodules.manifest import ManifestError, index_by_name, make_manifest, metadata_error, multilabel_strata, read_metadata_csv
 
 FINDINGS = (
@@ -32,7 +33,8 @@ LABEL_FILES = ("Data_Entry_2017_v2020.csv", "Data_Entry_2017.csv", "Data_Entry_2
 REQUIRED = ("Image Index", "Finding Labels", "Patient ID")
 
 
-class ChestXray14DataModule(CXRDataModule):
+@READERS.register()
+class ChestXray14Reader(Reader):
     """NIH ChestX-ray14.
 
     Args:
@@ -46,8 +48,8 @@ class ChestXray14DataModule(CXRDataModule):
     folder_names = ("ChestX-ray14", "chestxray14", "NIH", "nih-chestxray14", "nih-chestxray14-nih1000", "CXR8", "data")
     layout = f"a label file ({' or '.join(LABEL_FILES)}) with the images in any sub-folder"
 
-    def __init__(self, root, *, no_finding: bool = False, views: list[str] | tuple[str, ...] | None = None, **kwargs):
-        super().__init__(root, **kwargs)
+    def __init__(self, root, *, no_finding: bool = False, views: list[str] | tuple[str, ...] | None = None):
+        super().__init__(root)
         self.no_finding = bool(no_finding)
         self.views = None if views is None else tuple(views)
         self.classes = FINDINGS + ((NO_FINDING,) if self.no_finding else ())

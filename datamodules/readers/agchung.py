@@ -20,11 +20,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datamodules.cohen_covid import NOT_PNEUMONIA, UNLABELLED, FindingsDataModule, finding_category
+from datamodules.readers import READERS
+from datamodules.readers.cohen_covid import NOT_PNEUMONIA, UNLABELLED, FindingsReader, finding_category
 from datamodules.manifest import COVID, NON_COVID, NORMAL, PNEUMONIA, make_manifest, metadata_error, read_metadata_csv
 
 
-class AgchungDataModule(FindingsDataModule):
+class AgchungReader(FindingsReader):
     """Shared reader; subclasses say how a metadata row names its image and its patient.
 
     Args:
@@ -76,16 +77,7 @@ class AgchungDataModule(FindingsDataModule):
                 continue
             if not record.patientid.strip():
                 raise metadata_error(path, record.line, "patientid", "empty patientid")
-            rows.append({
-                "path": str(self.image_path(record)),
-                "label": label,
-                "patient_id": self.patient_of(record.patientid.strip()),
-                "source": self.name,
-                "view": record.view.strip(),
-                "sex": getattr(record, "sex", ""),
-                "age": pd.to_numeric(getattr(record, "age", ""), errors="coerce"),
-                "finding": record.finding,
-            })
+            rows.append(self.metadata_row(record, self.image_path(record), label, self.patient_of(record.patientid.strip())))
         self.manifest_excluded = excluded
         if not rows:
             return make_manifest(rows, origin=path)
@@ -93,7 +85,8 @@ class AgchungDataModule(FindingsDataModule):
         return make_manifest(self.drop_missing(frame, origin=path), origin=path)
 
 
-class Figure1CovidDataModule(AgchungDataModule):
+@READERS.register()
+class Figure1CovidReader(AgchungReader):
     """Figure 1 COVID-19 Chest X-ray Dataset Initiative (images named by patientid)."""
 
     name = "figure1_covid"
@@ -111,7 +104,8 @@ class Figure1CovidDataModule(AgchungDataModule):
         return re.sub(r"(?<=\d)[a-z]$", "", patientid)
 
 
-class ActualmedCovidDataModule(AgchungDataModule):
+@READERS.register()
+class ActualmedCovidReader(AgchungReader):
     """Actualmed COVID-19 Chest X-ray Dataset Initiative (images named in the imagename column)."""
 
     name = "actualmed_covid"

@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from datamodules.base import CXRDataModule
+from datamodules.readers import READERS
+from datamodules.readers.base import Reader
 from datamodules.manifest import COVID, NON_COVID, NORMAL, PNEUMONIA, make_manifest, metadata_error, read_metadata_csv
 
 FRONTAL_VIEWS = ("PA", "AP", "AP Supine", "AP semi erect", "AP erect")
@@ -56,12 +57,12 @@ def finding_category(finding: str) -> str | None:
     return "unknown"
 
 
-class FindingsDataModule(CXRDataModule):
+class FindingsReader(Reader):
     """A metadata.csv in the ieee8023 style (patientid, finding, view): the task and view options shared by the
     Cohen collection and the agchung collections that copy its format."""
 
-    def __init__(self, root, *, task: str = "three_class", views: list[str] | tuple[str, ...] | None = FRONTAL_VIEWS, **kwargs):
-        super().__init__(root, **kwargs)
+    def __init__(self, root, *, task: str = "three_class", views: list[str] | tuple[str, ...] | None = FRONTAL_VIEWS):
+        super().__init__(root)
         if task not in TASKS:
             raise ValueError(f"{self.name}: task={task!r}; use one of {TASKS}")
         self.task = task
@@ -86,8 +87,15 @@ class FindingsDataModule(CXRDataModule):
             views = "+".join(re.sub(r"\W+", "", v) for v in self.views)
         return f"{self.task}-{views}"
 
+    def metadata_row(self, record, path, label: str, patient: str) -> dict:
+        """One manifest row of an ieee8023-style metadata record (this collection and the agchung ones)."""
+        return {"path": str(path), "label": label, "patient_id": patient, "source": self.name, "view": record.view.strip(),
+                "sex": getattr(record, "sex", ""), "age": pd.to_numeric(getattr(record, "age", ""), errors="coerce"),
+                "finding": record.finding}
 
-class CohenCovidDataModule(FindingsDataModule):
+
+@READERS.register()
+class CohenCovidReader(FindingsReader):
     """ieee8023 covid-chestxray-dataset from its metadata.csv.
 
     Args:
@@ -139,16 +147,7 @@ class CohenCovidDataModule(FindingsDataModule):
                 excluded["label_outside_task"] += 1
                 continue
             folder = getattr(record, "folder", "") or "images"
-            rows.append({
-                "path": str(self.root / folder / record.filename),
-                "label": label,
-                "patient_id": str(record.patientid).strip(),
-                "source": self.name,
-                "view": record.view.strip(),
-                "sex": getattr(record, "sex", ""),
-                "age": pd.to_numeric(getattr(record, "age", ""), errors="coerce"),
-                "finding": record.finding,
-            })
+            rows.append(self.metadata_row(record, self.root / folder / record.filename, label, str(record.patientid).strip()))
         self.manifest_excluded = excluded
         listed = self._merge_repeated_patients(pd.DataFrame(rows))
         frame = self.drop_conflicting_labels(listed, origin=path)  # a file listed with two labels is left out, counted

@@ -14,14 +14,16 @@ from pathlib import Path
 
 import pandas as pd
 
-from datamodules.base import CXRDataModule
+from datamodules.readers import READERS
+from datamodules.readers.base import Reader
 from datamodules.manifest import COVID, NON_COVID, ManifestError, image_files, make_manifest
 
 CLASS_FOLDERS = {"covid": COVID, "non": NON_COVID}
 CHEXPERT_PATIENT = re.compile(r"(patient\d{5})", re.IGNORECASE)
 
 
-class CovidXray5kDataModule(CXRDataModule):
+@READERS.register()
+class CovidXray5kReader(Reader):
     """COVID-Xray-5k: binary COVID-19 / non-COVID; no options beyond the base's."""
 
     name = "covidx_ray_5k"

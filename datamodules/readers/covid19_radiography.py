@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from datamodules.base import CXRDataModule
+from datamodules.readers import READERS
+from datamodules.readers.base import Reader
 from datamodules.manifest import IMAGE_SUFFIXES, ManifestError, make_manifest
 
 FOLDER_LABELS = {
@@ -32,7 +33,8 @@ TASKS = (None, "three_class", "four_class")
 PATIENT_MAP = "patient_map.csv"
 
 
-class Covid19RadiographyDataModule(CXRDataModule):
+@READERS.register()
+class Covid19RadiographyReader(Reader):
     name = "covid19_radiography"
     classes = ("COVID-19", "normal", "pneumonia", "lung_opacity")
     folder_names = (
@@ -43,10 +45,10 @@ class Covid19RadiographyDataModule(CXRDataModule):
     )
     layout = "class folders COVID/ (first release: COVID-19/) beside Normal/, Viral Pneumonia/ or Lung_Opacity/ (first release: NORMAL/)"
 
-    def __init__(self, root, *, task: str | None = None, **kwargs):
+    def __init__(self, root, *, task: str | None = None):
         """``task``: None reads every class folder present; "three_class" leaves Lung_Opacity out; "four_class"
         reads all four (the same images as None on the current release, but a separate split file name)."""
-        super().__init__(root, **kwargs)
+        super().__init__(root)
         if task not in TASKS:
             raise ValueError(f"{self.name}: task={task!r}; use one of {TASKS}")
         self.task = task

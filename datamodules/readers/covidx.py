@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from datamodules.base import CXRDataModule
+from datamodules.readers import READERS
+from datamodules.readers.base import Reader
 from datamodules.manifest import COVID, NON_COVID, NORMAL, PNEUMONIA, ManifestError, index_by_name, make_manifest, metadata_error
 
 THREE_CLASS = (COVID, NORMAL, PNEUMONIA)
@@ -44,7 +45,8 @@ def parse_split_line(line: str) -> tuple[str, str, str, str]:
     return " ".join(tokens[:-2]), tokens[-2], tokens[-1], "rsna" if source == "rnsa" else source
 
 
-class COVIDxDataModule(CXRDataModule):
+@READERS.register()
+class COVIDxReader(Reader):
     """COVIDx from its split files.
 
     Args:
@@ -62,8 +64,8 @@ class COVIDxDataModule(CXRDataModule):
     folder_names = ("COVIDx", "covidx", "covidx-splits", "COVID-Net", "covidx-cxr2")
     layout = "split files labels/train_COVIDx<version>.txt and test_COVIDx<version>.txt (or beside them: train.txt, test.txt)"
 
-    def __init__(self, root, *, version: str | None = "5", images_dir: str | Path | None = None, task: str | None = None, **kwargs):
-        super().__init__(root, **kwargs)
+    def __init__(self, root, *, version: str | None = "5", images_dir: str | Path | None = None, task: str | None = None):
+        super().__init__(root)
         if task not in TASKS:
             raise ValueError(f"covidx: task={task!r}; use one of {TASKS}")
         self.version = None if version in (None, "") else str(version)

@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from datamodules.covid19_radiography import PATIENT_MAP, Covid19RadiographyDataModule
+from datamodules.readers import READERS
+from datamodules.readers.covid19_radiography import PATIENT_MAP, Covid19RadiographyReader
 
 log = logging.getLogger(__name__)
 
@@ -171,12 +172,13 @@ def generate(root: str | Path, *, patients_per_class: int = 100, max_images_per_
                 cv2.imwrite(str(directory / name), render_phantom(label, anatomy, image_rng, size))
                 mapping.append({"image": f"{folder}/{name}", "patient_id": f"synthetic-{folder.replace(' ', '_')}-{patient:04d}"})
     pd.DataFrame(mapping).to_csv(layout / PATIENT_MAP, index=False)
-    (layout / "README.txt").write_text("SYNTHETIC chest X-ray phantoms made by datamodules/synthetic.py. Not real patients; not for any clinical claim.\n")
+    (layout / "README.txt").write_text("SYNTHETIC chest X-ray phantoms made by datamodules/readers/synthetic.py. Not real patients; not for any clinical claim.\n")
     marker.write_text(json.dumps(params))
     return layout
 
 
-class SyntheticDataModule(Covid19RadiographyDataModule):
+@READERS.register()
+class SyntheticReader(Covid19RadiographyReader):
     """The phantom set, generated on first use and read through the Radiography Database reader."""
 
     name = "synthetic"
@@ -186,8 +188,10 @@ class SyntheticDataModule(Covid19RadiographyDataModule):
     group_duplicates_by_default = False
     classes = ("COVID-19", "normal", "pneumonia")
 
-    def __init__(self, root: str | Path | None = None, *, patients_per_class: int = 100, generator_seed: int = 0, **kwargs):
-        super().__init__(root or Path(kwargs.get("cache_dir", ".cache/cxrbench")) / "synthetic", **kwargs)
+    def __init__(self, root: str | Path | None = None, *, patients_per_class: int = 100, generator_seed: int = 0,
+                 cache_dir: str | Path = ".cache/cxrbench", **kwargs):
+        """``root``: where the phantoms are written (default: ``<cache_dir>/synthetic``)."""
+        super().__init__(root or Path(cache_dir) / "synthetic", **kwargs)
         self.patients_per_class = patients_per_class
         self.generator_seed = generator_seed
 
@@ -196,7 +200,3 @@ class SyntheticDataModule(Covid19RadiographyDataModule):
         manifest = super().build_manifest()
         manifest["source"] = "synthetic"
         return manifest
-
-    def _prepare(self):
-        self.root.mkdir(parents=True, exist_ok=True)
-        return super()._prepare()

@@ -1,0 +1,51 @@
+"""The last stage: what a result file and the data report record about the data used (one way to count)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+
+
+def class_counts(frame: pd.DataFrame, class_names: list[str], multilabel: bool) -> dict[str, dict[str, int]]:
+    """Images and patients per class; a multi-label image counts once for every finding of the task it holds."""
+    if multilabel:
+        frame = frame.assign(label=frame["label"].str.split("|")).explode("label")
+        frame = frame[frame["label"].isin(class_names)]
+    return {str(label): {"images": int(len(group)), "patients": int(group["patient_id"].nunique())}
+            for label, group in frame.groupby("label", sort=True)}
+
+
+def patients_joined(frames: dict[str, pd.DataFrame]) -> int:
+    """Patients that share a split group with another patient because their images are duplicates."""
+    frame = pd.concat(frames.values())
+    if "group_id" not in frame.columns:
+        return 0
+    per_group = frame.groupby("group_id")["patient_id"].nunique()
+    return int(per_group[per_group > 1].sum())
+
+
+def describe(dm) -> dict[str, Any]:
+    """What a result file records about the data of a set-up DataModule: enough to tell exactly which images were used."""
+    counts = {
+        split: {"images": len(f), "patients": int(f["patient_id"].nunique()),
+                "per_class": {k: v["images"] for k, v in class_counts(f, dm.class_names, dm.multilabel).items()}}
+        for split, f in dm.frames.items()
+    }
+    description = {
+        "name": dm.name,
+        "synthetic": dm.is_synthetic,
+        "root": str(dm.root),
+        "classes": dm.class_names,
+        "class_map": dm.class_map,
+        "multilabel": dm.multilabel,
+        "image_size": dm.image_size,
+        "split_file": str(dm.split_path),
+        "split_sha256": dm.split_sha256,
+        "split_seed": dm.split_seed,
+        "patients_joined_by_duplicates": patients_joined(dm.frames),
+        "counts": counts,
+        "excluded": dm.excluded,
+        "normalization": {"kind": dm.normalization, "mean": dm.mean, "std": dm.std},
+    }
+    return {**description, **dm.reader.describe_extra(dm)}
