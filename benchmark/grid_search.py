@@ -7,7 +7,7 @@ A method's YAML describes the search and a suite turns it on (``grid_search: tru
       optimizer.lr: [1.0e-3, 1.0e-4, 1.0e-5]   # dotted key + list: an axis of the grid
       data.batch_size: [8, 16, 32]
       trainer: {max_epochs: 20}                 # anything else: settings of the search runs only
-      task: {pairs_per_epoch: 5000}
+      data: {pair_sampling: {pairs_per_epoch: 5000}}
 
 Every point trains on the train split and is scored by the method's ``monitor`` on the validation split; the test
 split is never touched. The final run uses the best point's values with the method's own settings. The search is

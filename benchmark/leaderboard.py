@@ -38,7 +38,7 @@ PER_CLASS = [("sensitivity", "Sensitivity"), ("specificity", "Specificity"), ("p
 HEADLINE_MULTILABEL = [("auroc", "Macro AUROC"), ("f1", "Macro F1 @0.5")]
 SYNTHETIC_BANNER = (
     "> **SYNTHETIC DATA.** Tables marked SYNTHETIC were computed on generated phantoms "
-    "(datamodules/synthetic.py), not on real chest X-rays. They show that the pipeline runs end to end; "
+    "(datamodules/readers/synthetic.py), not on real chest X-rays. They show that the pipeline runs end to end; "
     "they say nothing about how a method performs on patients."
 )
 
