@@ -202,7 +202,7 @@ def registered_names() -> dict[str, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     from benchmark.config import ConfigError
-    from datamodules.base import DatasetNotFoundError
+    from datamodules import DatasetNotFoundError
     from datamodules.manifest import ManifestError
     from datamodules.splits import LeakageError
     from lightning_modules.weights import StartWeightsError

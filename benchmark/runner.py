@@ -24,7 +24,7 @@ from benchmark.grid_search import run_grid_search
 from benchmark.loggers import build_loggers, finish_wandb
 from benchmark.results import config_fingerprint, effective_config, result_path, write_result
 from datamodules import get_datamodule_class
-from datamodules.base import CXRDataModule
+from datamodules import CXRDataModule
 from lightning_modules import get_task_class
 from lightning_modules.predictions import deduplicate
 
