@@ -53,7 +53,7 @@ def load_method(path: str | Path) -> dict:
     ``model``, ``task``, ``optimizer``, ``monitor``... come back with their defaults filled; ``data`` and
     ``trainer`` hold only the keys given (they are validated whole once merged with the suite's). ``id`` is the
     file's stem."""
-    from benchmark.schema import METHOD_SCHEMAS, DataConfig, MethodFile, TrainerConfig, validate
+    from benchmark.schema import DataConfig, TrainerConfig, validate
 
     path = Path(path)
     data, chain = _merged_method(path)
@@ -62,12 +62,20 @@ def load_method(path: str | Path) -> dict:
         raise ConfigError(f"{where}: missing key 'method' (the LightningModule name, e.g. single_net)")
     data["id"] = path.stem
     data["file"] = str(path)
+    method = _validated_method(data, where=where)
+    method["data"] = validate(DataConfig, method["data"], where=where, section="data", partial=True)
+    method["trainer"] = validate(TrainerConfig, method["trainer"], where=where, section="trainer", partial=True)
+    return method
+
+
+def _validated_method(data: dict, *, where: str) -> dict:
+    """A method mapping validated as MethodFile, with its own ``model:`` and ``task:`` sections (defaults filled)."""
+    from benchmark.schema import METHOD_SCHEMAS, MethodFile, validate
+
     method = validate(MethodFile, data, where=where)
     model, task = METHOD_SCHEMAS[method["method"]]
     method["model"] = validate(model, method["model"], where=where, section="model")
     method["task"] = validate(task, method["task"], where=where, section="task")
-    method["data"] = validate(DataConfig, method["data"], where=where, section="data", partial=True)
-    method["trainer"] = validate(TrainerConfig, method["trainer"], where=where, section="trainer", partial=True)
     return method
 
 
@@ -128,17 +136,16 @@ def load_suite(path: str | Path, *, data_root: str | Path | None = None, seeds: 
     from benchmark.schema import DataConfig, SuiteFile, TrainerConfig, validate
 
     path = Path(path)
-    raw = validate(SuiteFile, _read_yaml(path), where=str(path), partial=True)
+    raw = validate(SuiteFile, _read_yaml(path), where=str(path))  # defaults filled: seeds, logging, leaderboard
     suite_data = validate(DataConfig, raw.get("data"), where=str(path), section="data", partial=True)
     suite_trainer = validate(TrainerConfig, raw.get("trainer"), where=str(path), section="trainer", partial=True)
     overrides = validate(TrainerConfig, trainer_overrides or {}, where="command line", section="trainer", partial=True)
     suite_trainer = deep_merge(suite_trainer, overrides)
-    settings = validate(SuiteFile, raw, where=str(path))  # defaults filled: logging, leaderboard
     name = raw.get("name") or path.stem
     datasets = [_dataset_entry(entry, path, data_root, raw) for entry in raw["datasets"]]
     methods = [load_method(path.parent / m) for m in raw["methods"]]
-    run_seeds = seeds if seeds is not None else raw.get("seeds", [0])
-    leaderboard = {k: v for k, v in settings["leaderboard"].items() if v is not None}
+    run_seeds = seeds if seeds is not None else raw["seeds"]
+    leaderboard = {k: v for k, v in raw["leaderboard"].items() if v is not None}
     runs = []
     for dataset in datasets:
         for method in methods:
@@ -152,13 +159,13 @@ def load_suite(path: str | Path, *, data_root: str | Path | None = None, seeds: 
             trainer = validate(TrainerConfig, deep_merge(method.get("trainer", {}), suite_trainer), where=where, section="trainer")
             grid = _grid_search(raw.get("grid_search"), method, path)
             for seed in run_seeds:
-                spec = RunSpec(name, dataset, method, int(seed), data, trainer, settings["logging"],
+                spec = RunSpec(name, dataset, method, int(seed), data, trainer, raw["logging"],
                                grid_search=copy.deepcopy(grid), leaderboard=copy.deepcopy(leaderboard))
                 runs.append(spec)
             if grid:
                 _validate_grid_points(runs[-1], grid, where=f"{method['file']} grid_search")
     _check_start_weights(methods)
-    return Suite(name, path, raw.get("description", ""), runs, raw)
+    return Suite(name, path, raw["description"], runs, raw)
 
 
 def _check_start_weights(methods: list[dict]) -> None:
@@ -173,13 +180,9 @@ def _check_start_weights(methods: list[dict]) -> None:
 
 def validate_spec(spec: RunSpec, *, where: str) -> RunSpec:
     """A spec whose sections are validated again (a grid point changes them); defaults filled."""
-    from benchmark.schema import METHOD_SCHEMAS, DataConfig, MethodFile, TrainerConfig, validate
+    from benchmark.schema import DataConfig, TrainerConfig, validate
 
-    method = validate(MethodFile, spec.method, where=where)
-    model, task = METHOD_SCHEMAS[method["method"]]
-    method["model"] = validate(model, method["model"], where=where, section="model")
-    method["task"] = validate(task, method["task"], where=where, section="task")
-    return replace(spec, method=method, data=validate(DataConfig, spec.data, where=where, section="data"),
+    return replace(spec, method=_validated_method(spec.method, where=where), data=validate(DataConfig, spec.data, where=where, section="data"),
                    trainer=validate(TrainerConfig, spec.trainer, where=where, section="trainer"))
 
 

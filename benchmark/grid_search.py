@@ -18,7 +18,6 @@ grid itself is parsed and applied by ``benchmark.config`` (``parse_grid``, ``app
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Callable
@@ -27,14 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmark.config import apply, parse_grid, points
+from benchmark.results import config_fingerprint
 
 log = logging.getLogger(__name__)
-
-
-def _fingerprint(spec, grid: dict) -> str:
-    method = {k: v for k, v in spec.method.items() if k not in ("title", "paper", "deviations", "file")}
-    payload = {"grid": grid, "method": method, "data": spec.data, "trainer": spec.trainer, "dataset": spec.dataset}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def run_grid_search(spec, *, fit: Callable[..., dict[str, Any]], out_dir: Path, cache_dir: Path) -> tuple[dict[str, Any], Any]:
@@ -43,7 +37,7 @@ def run_grid_search(spec, *, fit: Callable[..., dict[str, Any]], out_dir: Path, 
     grid = spec.grid_search
     axes, overrides = parse_grid(grid)
     monitor = spec.method.get("monitor", {"metric": "val/accuracy", "mode": "max"})
-    fingerprint = _fingerprint(spec, grid)
+    fingerprint = config_fingerprint(spec)  # the grid is part of the spec's effective configuration
     record = Path(out_dir) / "grid_search" / spec.dataset["name"] / f"{spec.method['id']}.json"
     summary = _reusable(record, fingerprint)
     if summary is None:

@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from benchmark.config import ConfigError
-from benchmark.results import flatten, read_results
+from benchmark.results import changed_keys, read_results
 from datamodules.atomic import atomic_write_text
 
 HEADLINE = [("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced acc."), ("f1", "Macro F1"), ("auroc", "Macro AUROC")]
@@ -93,9 +93,8 @@ def _config_note(rows: dict[str, list[dict]]) -> list[str]:
             split[runs[0]["method"]["id"]].append(label)
     lines = []
     for method_id, labels in split.items():
-        configs = [flatten(rows[label][0]["config"]) for label in labels if rows[label][0].get("config")]
-        unset = object()
-        keys = sorted(k for k in set().union(*configs) if any(c.get(k, unset) != configs[0].get(k, unset) for c in configs)) if configs else []
+        configs = [rows[label][0]["config"] for label in labels if rows[label][0].get("config")]
+        keys = sorted({key for config in configs[1:] for key in changed_keys(configs[0], config)})
         differ = f" ({', '.join(keys[:6])}{', …' if len(keys) > 6 else ''})" if keys else ""
         lines.append(f"Rows {', '.join(f'`{label}`' for label in labels)} differ in configuration{differ}: their runs are not averaged together.")
     return lines + [""] if lines else []

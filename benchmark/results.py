@@ -81,11 +81,17 @@ def flatten(config: Any, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def changed_keys(old: dict, new: dict) -> list[str]:
+    """The dotted keys whose values differ between two configurations (a key one side lacks counts)."""
+    old, new = flatten(old), flatten(new)
+    return [key for key in sorted(old.keys() | new.keys()) if old.get(key, ...) != new.get(key, ...)]
+
+
 def config_changes(old: dict, new: dict) -> list[str]:
     """Dotted keys whose values differ, as ``"trainer.max_epochs 4 -> 2"`` (``unset`` where a side lacks the key)."""
-    old, new = flatten(old), flatten(new)
+    flat_old, flat_new = flatten(old), flatten(new)
     show = lambda flat, key: json.dumps(flat[key], sort_keys=True, default=str) if key in flat else "unset"
-    return [f"{key} {show(old, key)} -> {show(new, key)}" for key in sorted(old.keys() | new.keys()) if old.get(key, ...) != new.get(key, ...)]
+    return [f"{key} {show(flat_old, key)} -> {show(flat_new, key)}" for key in changed_keys(old, new)]
 
 
 def result_problem(data: Any) -> str | None:

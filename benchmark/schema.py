@@ -10,7 +10,6 @@ LightningModule name); coming method kinds (chains, phases, autoencoders) add th
 
 from __future__ import annotations
 
-import difflib
 import inspect
 import re
 import typing
@@ -18,6 +17,8 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
+
+from registry import closest as closest_name
 
 PositiveInt = Annotated[int, Field(ge=1)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -28,8 +29,8 @@ Probability = Annotated[float, Field(ge=0, le=1)]
 
 def closest(key: str, known: typing.Iterable[str]) -> str:
     """' (did you mean `x`?)' for the known key nearest to a typo, or ''."""
-    match = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-    return f" (did you mean `{match[0]}`?)" if match else ""
+    match = closest_name(key, known)
+    return f" (did you mean `{match}`?)" if match else ""
 
 
 def unknown_keys(data: Any, known: typing.Iterable[str]) -> None:

@@ -15,6 +15,12 @@ from typing import Any, Generic, TypeVar
 T = TypeVar("T")
 
 
+def closest(name: str, known) -> str | None:
+    """The known name nearest to a typo (difflib's ratio >= 0.6), or None: the one "did you mean" of the project."""
+    match = difflib.get_close_matches(str(name), list(known), n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
 class RegistryError(KeyError):
     """An unknown or duplicate name; the message lists the known names."""
 
@@ -47,8 +53,8 @@ class Registry(Generic[T]):
         try:
             return self._entries[name]
         except KeyError:
-            match = difflib.get_close_matches(str(name), list(self._entries), n=1)
-            hint = f" (did you mean {match[0]!r}?)" if match else ""
+            match = closest(name, self._entries)
+            hint = f" (did you mean {match!r}?)" if match else ""
             raise RegistryError(f"unknown {self.kind} {name!r}{hint}; known: {', '.join(sorted(self._entries))}") from None
 
     def __getitem__(self, name: str) -> T:
