@@ -168,7 +168,7 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None)
     result = {
         "suite": spec.suite,
         "run_id": spec.run_id,
-        "method": {k: spec.method.get(k) for k in ("id", "method", "title", "paper", "deviations", "model", "loss", "optimizer", "scheduler", "task", "file")},
+        "method": {k: spec.method.get(k) for k in ("id", "method", "title", "paper", "profile", "deviations", "model", "loss", "optimizer", "scheduler", "task", "file")},
         "dataset": {**datamodule.describe(), "stands_in_for": spec.dataset.get("stands_in_for")},
         "seed": spec.seed,
         "data_settings": spec.data,

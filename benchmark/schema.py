@@ -311,6 +311,8 @@ class MethodFile(Section):
     file: str
     title: str | None = None
     paper: str | None = None
+    # paper: the paper's schedule (GPU profile); quick: a CPU-sized pipeline check, never evidence for a claim
+    profile: Literal["paper", "quick"] = "paper"
     model: dict[str, Any] = {}
     task: dict[str, Any] = {}
     loss: Loss | None = None  # None: the method's own (cross-entropy, or BCE for multi-label tasks)
@@ -340,7 +342,11 @@ class DatasetEntry(Section):
 class GainOptions(Section):
     """Weighted-CE paper, section VI.C: the Gain table against a reference method."""
 
-    reference: str | None = None
+    reference: str | None = None  # a method id of the same table
+    # a fixed score of a row that is not re-run, e.g. Minaee et al.'s SqueezeNet, Table II's own reference:
+    # (bACC + PPCR) / 2 = (0.9762 + 0.9773) / 2 = 0.97675
+    reference_score: Annotated[float, Field(gt=0, le=1)] | None = None
+    reference_label: str | None = None
     positive: str = "COVID-19"
     ppcr: Literal["as_defined", "as_tabulated"] = "as_defined"
 
@@ -374,6 +380,47 @@ class SuiteFile(Section):
     grid_search: bool | dict[str, Any] = False
     leaderboard: LeaderboardOptions = LeaderboardOptions()
     logging: LoggingOptions = LoggingOptions()
+
+
+# ----- the claims table (configs/claims.yaml, benchmark/claims.py) -----
+class ClaimComparison(Section):
+    """The claim is ``a > b`` on ``metric``, tested paired on the same test images."""
+
+    a: str
+    b: str
+    metric: str
+
+
+class ClaimThreshold(Section):
+    """The claim is ``a``'s ``metric`` >= ``value``."""
+
+    a: str
+    metric: str
+    value: float
+
+
+class PaperNumbers(Section):
+    a: float | None = None
+    b: float | None = None
+
+
+class Claim(Section):
+    paper: str
+    claim: str
+    source: str = ""
+    compare: ClaimComparison | None = None
+    threshold: ClaimThreshold | None = None
+    paper_numbers: PaperNumbers = PaperNumbers()
+
+    @model_validator(mode="after")
+    def _one_test(self) -> Claim:
+        if (self.compare is None) == (self.threshold is None):
+            raise PydanticCustomError("claim_test", "a claim needs exactly one of `compare` and `threshold`")
+        return self
+
+
+class ClaimsFile(Section):
+    claims: list[Claim]
 
 
 def validate(model: type[BaseModel], data: Any, *, where: str, section: str = "", partial: bool = False) -> dict[str, Any]:
