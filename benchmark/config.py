@@ -115,6 +115,7 @@ class RunSpec:
     logging: dict[str, Any] = field(default_factory=dict)
     grid_search: dict[str, Any] | None = None
     leaderboard: dict[str, Any] = field(default_factory=dict)
+    statistics: dict[str, Any] = field(default_factory=dict)  # bootstrap settings of the test metrics' CIs
 
     @property
     def run_id(self) -> str:
@@ -160,7 +161,7 @@ def load_suite(path: str | Path, *, data_root: str | Path | None = None, seeds: 
             grid = _grid_search(raw.get("grid_search"), method, path)
             for seed in run_seeds:
                 spec = RunSpec(name, dataset, method, int(seed), data, trainer, raw["logging"],
-                               grid_search=copy.deepcopy(grid), leaderboard=copy.deepcopy(leaderboard))
+                               grid_search=copy.deepcopy(grid), leaderboard=copy.deepcopy(leaderboard), statistics=dict(raw["statistics"]))
                 runs.append(spec)
             if grid:
                 _validate_grid_points(runs[-1], grid, where=f"{method['file']} grid_search")

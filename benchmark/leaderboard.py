@@ -35,10 +35,10 @@ from benchmark.config import ConfigError
 from benchmark.results import changed_keys, read_results, table_key
 from datamodules.atomic import atomic_write_text
 
-HEADLINE = [("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced acc."), ("f1", "Macro F1"), ("auroc", "Macro AUROC")]
+HEADLINE = [("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced acc."), ("f1", "Macro F1"), ("auroc", "Macro AUROC"), ("ece", "ECE")]
 PER_CLASS = [("sensitivity", "Sensitivity"), ("specificity", "Specificity"), ("ppv", "PPV"), ("f1", "F1")]
 # Multi-label tasks (ChestX-ray14, CheXpert) are compared on AUROC, per finding and averaged.
-HEADLINE_MULTILABEL = [("auroc", "Macro AUROC"), ("f1", "Macro F1 @0.5")]
+HEADLINE_MULTILABEL = [("auroc", "Macro AUROC"), ("f1", "Macro F1 @0.5"), ("ece", "ECE")]
 SYNTHETIC_BANNER = (
     "> **SYNTHETIC DATA.** Tables marked SYNTHETIC were computed on generated phantoms "
     "(datamodules/readers/synthetic.py), not on real chest X-rays. They show that the pipeline runs end to end; "
@@ -46,13 +46,42 @@ SYNTHETIC_BANNER = (
 )
 
 
-def _summary(values: list[float | None]) -> str:
+QUICK_BANNER = (
+    "> **QUICK PROFILES.** Rows of methods with the `quick` profile (ids ending in `_quick`) train CPU-sized versions "
+    "for a few epochs at 64 px. They check that the pipeline runs on real images; they are not evidence for or "
+    "against a paper (the claims table never counts them). The paper profiles are `configs/paper-*.yaml`."
+)
+
+
+def _summary(values: list[float | None], ci: list[float] | None = None) -> str:
+    """One seed: ``0.910 [0.880, 0.930]``; several: ``0.905 ± 0.012 (n=3) [0.880, 0.930]``, the CI being that of the
+    seeds' mean (row_intervals); no CI recorded: the number(s) alone."""
     present = [v for v in values if v is not None]
     if not present:
         return "n/a"
+    interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
     if len(present) == 1:
-        return f"{present[0]:.3f}"
-    return f"{statistics.mean(present):.3f} ± {statistics.stdev(present):.3f}"
+        return f"{present[0]:.3f}{interval}"
+    return f"{statistics.mean(present):.3f} ± {statistics.stdev(present):.3f} (n={len(present)}){interval}"
+
+
+def row_intervals(runs: list[dict]) -> dict[str, list[float] | None]:
+    """95% CIs of a row: a single run's own (its result's ``ci``); several seeds' recomputed from their test
+    predictions as the CI of the metric of the seeds' mean, with the bootstrap settings of the first run."""
+    if len(runs) == 1:
+        return runs[0].get("ci") or {}
+    from benchmark.claims import _arrays  # the one reader of prediction files
+    from benchmark.statistics import bootstrap_metrics
+
+    dataset, settings = runs[0]["dataset"], runs[0].get("bootstrap") or {}
+    try:
+        scores, labels, patients, _ = _arrays(runs, list(dataset["classes"]), bool(dataset.get("multilabel")))
+    except (OSError, ValueError, KeyError):
+        return {}  # predictions moved or deleted: the row shows mean ± sd without a CI
+    summary = bootstrap_metrics(scores, labels, patients, list(dataset["classes"]), multilabel=bool(dataset.get("multilabel")),
+                                n_resamples=settings.get("n_resamples", 2000), confidence=settings.get("confidence", 0.95),
+                                seed=settings.get("seed", 0))
+    return summary["ci"]
 
 
 def _mean(values: list[float | None], fmt: str) -> str:
@@ -118,11 +147,13 @@ def _group_section(results: list[dict]) -> list[str]:
     header = ["Method", "Seeds"] + [label for _, label in headline] + [f"{per_class_label} {c}" for c in classes] + ["Params", "Train img/s", "Train s", "Start"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     rows = _method_rows(results)
+    intervals = {method_id: row_intervals(runs) for method_id, runs in rows.items()}
     for method_id, runs in rows.items():
         metric = lambda name: [r["metrics"].get(name) for r in runs]
+        ci = intervals[method_id]
         cells = [method_id, ",".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"]))]
-        cells += [_summary(metric(key)) for key, _ in headline]
-        cells += [_summary(metric(f"{per_class_key}/{c}")) for c in classes]
+        cells += [_summary(metric(key), ci.get(key)) for key, _ in headline]
+        cells += [_summary(metric(f"{per_class_key}/{c}"), ci.get(f"{per_class_key}/{c}")) for c in classes]
         cells += [f"{runs[0]['parameter_count'] / 1e6:.2f}M", _mean([r.get("train_images_per_second") for r in runs], ".0f"), _mean([r.get("train_seconds") for r in runs], ".0f")]
         cells += ["; ".join(sorted({r["start_weights"] for r in runs}))]
         lines.append("| " + " | ".join(cells) + " |")
@@ -135,7 +166,7 @@ def _group_section(results: list[dict]) -> list[str]:
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method_id, runs in rows.items():
         for c in classes:
-            cells = [method_id, c] + [_summary([r["metrics"].get(f"{key}/{c}") for r in runs]) for key, _ in PER_CLASS]
+            cells = [method_id, c] + [_summary([r["metrics"].get(f"{key}/{c}") for r in runs], intervals[method_id].get(f"{key}/{c}")) for key, _ in PER_CLASS]
             lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines += _gain_section(results, rows, classes)
@@ -272,10 +303,16 @@ def render(results: list[dict[str, Any]], *, source: str, store: str | None = No
         return "\n".join(lines + ["No results yet: run `make benchmark`.", ""])
     if any(r["dataset"].get("synthetic") for r in results):
         lines += [SYNTHETIC_BANNER, ""]
+    if any(r["method"].get("profile") == "quick" for r in results):
+        lines += [QUICK_BANNER, ""]
     lines += [
         "Metrics are on the held-out test split of a patient-level split shared by every method in a table, using the "
-        "checkpoint with the best validation score. Cells: mean over seeds ± sample standard deviation. "
-        "Sensitivity = recall; PPV = precision; AUROC is one-vs-rest on the predicted scores.",
+        "checkpoint with the best validation score. Cells: one seed `value [95% CI]`; several seeds `mean ± sd (n=seeds) "
+        "[95% CI of the seeds' mean]`. CIs are patient-level bootstrap intervals (all images of a patient resampled "
+        "together, stratified by class; resamples and seed in each result file): two methods whose intervals overlap "
+        "may not differ, and the claims table tests differences paired. Bit-exact reruns hold on one machine only; "
+        "the CI, not the third decimal, is the result. Sensitivity = recall; PPV = precision; AUROC is one-vs-rest on "
+        "the predicted scores; ECE is the expected calibration error of the top-label confidence (15 bins).",
         "",
     ]
     groups: dict[tuple, list[dict]] = defaultdict(list)

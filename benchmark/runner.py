@@ -22,6 +22,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from benchmark.evaluate import evaluate
 from benchmark.grid_search import run_grid_search
 from benchmark.loggers import build_loggers, finish_wandb
+from benchmark.statistics import bootstrap_metrics
 from benchmark.results import config_fingerprint, effective_config, result_path, write_result
 from datamodules import get_datamodule_class
 from datamodules import CXRDataModule
@@ -163,6 +164,8 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None)
     predictions = torch.load(predictions_path, weights_only=True)
     index, scores, labels = deduplicate(predictions["index"], predictions["scores"], predictions["labels"])
     evaluation = evaluate(scores, labels, datamodule.class_names, multilabel=datamodule.multilabel)
+    patients = datamodule.frames["test"]["patient_id"].to_numpy()[index.numpy()]
+    intervals = bootstrap_metrics(scores.numpy(), labels.numpy(), patients, datamodule.class_names, multilabel=datamodule.multilabel, **(spec.statistics or {}))
     predictions_file = out_dir / "predictions" / f"{spec.run_id}.csv"
     _write_predictions(predictions_file, datamodule, index, scores, labels)
     result = {
@@ -175,6 +178,8 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None)
         "trainer_settings": {k: v for k, v in _trainer_kwargs(spec.trainer).items()},
         "start_weights": task.start_weights,
         "metrics": evaluation["metrics"],
+        "ci": intervals["ci"],  # 95% patient-level bootstrap intervals of every metric (benchmark/statistics.py)
+        "bootstrap": intervals["bootstrap"],
         "confusion_matrix": evaluation.get("confusion_matrix"),
         "n_test_images": evaluation["n_images"],
         "monitor": monitor,

@@ -366,6 +366,15 @@ class LoggingOptions(Section):
     wandb: bool | WandbOptions = WandbOptions()
 
 
+class StatisticsOptions(Section):
+    """Patient-level bootstrap of every test metric (benchmark/statistics.py)."""
+
+    n_resamples: Annotated[int, Field(ge=100)] = 2000
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
+    seed: int = 0
+    method: Literal["percentile", "BCa"] = "percentile"
+
+
 class SuiteFile(Section):
     """A suite; its ``data:`` and ``trainer:`` override every method's and are checked key by key."""
 
@@ -380,6 +389,7 @@ class SuiteFile(Section):
     grid_search: bool | dict[str, Any] = False
     leaderboard: LeaderboardOptions = LeaderboardOptions()
     logging: LoggingOptions = LoggingOptions()
+    statistics: StatisticsOptions = StatisticsOptions()
 
 
 # ----- the claims table (configs/claims.yaml, benchmark/claims.py) -----
