@@ -152,7 +152,7 @@ def test_a_tiny_run_writes_plots_records_them_and_logs_them_to_wandb(tmp_path, m
     suite = {"name": "tiny", "datasets": [{"name": "covid19_radiography", "options": {"patients_per_class": 8}}], "synthetic_without_data_root": True,
              "methods": ["tiny_single_net.yaml"], "seeds": [0], "logging": {"wandb": {"mode": "offline"}},
              "data": {"image_size": 32, "split_seed": 0, "val_fraction": 0.25, "test_fraction": 0.25, "batch_size": 8},
-             "trainer": {"max_epochs": 1, "accelerator": "cpu", "enable_progress_bar": False}}
+             "trainer": {"max_epochs": 1, "accelerator": "cpu", "enable_progress_bar": False, "num_sanity_val_steps": 0, "enable_model_summary": False}}
     (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
     out = tmp_path / "runs"
     assert main(["run", str(tmp_path / "suite.yaml"), "--out", str(out), "--leaderboard", str(tmp_path / "lb.md"), "--cache-dir", str(tmp_path / "cache")]) == 0
