@@ -105,6 +105,8 @@ def cmd_run(args) -> int:
 
     from benchmark.config import load_suite
     from benchmark.leaderboard import write_leaderboard
+    from benchmark.loggers import log_suite_summary
+    from benchmark.results import read_result, result_path
     from benchmark.runner import run_one
 
     target, note = _leaderboard_target(args)  # before any training: a run never ends unable to write its leaderboard
@@ -131,6 +133,8 @@ def cmd_run(args) -> int:
     if rank_zero_only.rank == 0:
         path = write_leaderboard(args.out, target, replace=args.replace_leaderboard)
         print(f"leaderboard written: {path}" + (f" ({note})" if note else ""))
+        log_suite_summary([r for s in suite.runs if (r := read_result(result_path(args.out, s.run_id))[0])],  # resumed runs too
+                          {"wandb": False} if args.no_wandb else suite.raw["logging"], suite.name, log_dir=args.out / "logs" / "suites" / suite.name)
     return 0
 
 

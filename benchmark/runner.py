@@ -22,6 +22,7 @@ from pytorch_lightning.utilities import rank_zero_only
 from benchmark.evaluate import evaluate
 from benchmark.grid_search import run_grid_search
 from benchmark.loggers import build_loggers, finish_wandb
+from benchmark.plots import plot_run
 from benchmark.statistics import bootstrap_metrics
 from benchmark.results import config_fingerprint, effective_config, result_path, write_result
 from datamodules import get_datamodule_class
@@ -157,6 +158,7 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None)
     predictions_path = out_dir / "logs" / spec.run_id / "test_predictions.pt"
     task.predictions_path = str(predictions_path)
     trainer.test(task, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
+    plots = plot_run(trainer, predictions_path, datamodule, out_dir=out_dir, run_id=spec.run_id)  # before W&B closes
     finish_wandb()
     if not trainer.is_global_zero:
         return None
@@ -191,6 +193,7 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None)
         "parameter_count": sum(p.numel() for p in task.parameters()),
         "device": _device_description(trainer),
         "predictions_file": str(predictions_file),
+        "plots": plots,
         "environment": _environment(),
         "command": command,
     }
