@@ -184,6 +184,17 @@ def test_a_clearly_better_method_has_a_ci_above_zero():
     assert reverse["ci"][1] < 0 and reverse["delong"]["z"] < -3 and reverse["delong"]["p_value"] < 1e-3
 
 
+def test_multilabel_paired_difference_uses_the_findings_known_images():
+    scores, labels, patients = multilabel_data(np.random.default_rng(17))
+    noisy = np.clip(scores + np.random.default_rng(18).normal(scale=0.3, size=scores.shape), 0, 1)
+    got = paired_difference(scores, noisy, labels, patients, FINDINGS, "auroc/Mass", multilabel=True, n_resamples=200)
+    known = labels[:, 2] != -1
+    want = delong_test(scores[known, 2], noisy[known, 2], labels[known, 2] == 1)
+    assert got["delong"] == pytest.approx(want)
+    assert got["a"] == pytest.approx(want["auroc_a"]) and got["difference"] > 0
+    assert paired_difference(scores, noisy, labels, patients, FINDINGS, "auroc", multilabel=True, n_resamples=20)["delong"] is None
+
+
 def test_paired_difference_names_an_unknown_metric():
     logits, labels, patients = single_label_data(np.random.default_rng(11))
     with pytest.raises(ValueError, match="did you mean 'accuracy'"):
