@@ -148,8 +148,7 @@ def bootstrap_metrics(scores, labels, patients, class_names: list[str], *, multi
     point = _point(engines, len(labels))
     low, high = result.confidence_interval
     values, intervals = {}, {}
-    for name in metric_names(class_names, multilabel=multilabel):
-        i = engines[0].names.index(name)
+    for i, name in enumerate(engines[0].names):  # the logged metrics, then per-class AUROC and gain scores
         values[name] = _number(point[i])
         intervals[name] = None if values[name] is None else _interval(low[i], high[i])
     settings = {"n_resamples": int(n_resamples), "confidence": confidence, "seed": seed, "method": method, "unit": "patient",

@@ -106,7 +106,10 @@ class WeightedMetrics:
 
     def __init__(self, scores: np.ndarray, labels: np.ndarray, class_names: list[str], *, multilabel: bool):
         self.class_names, self.multilabel = list(class_names), multilabel
-        self.names = metric_names(class_names, multilabel=multilabel) + ([] if multilabel else [f"auroc/{c}" for c in class_names])
+        # beyond the logged metrics: per-class AUROC and the weighted-CE paper's score (bACC + PPCR) / 2 of a class
+        # (section VI.C), with PPCR as defined and as Table II tabulates it (the one-vs-rest accuracy)
+        extra = [f"{key}/{c}" for key in ("auroc", "gain_score", "gain_score_tabulated") for c in class_names]
+        self.names = metric_names(class_names, multilabel=multilabel) + ([] if multilabel else extra)
         n, c = scores.shape
         rows = np.arange(n)
         if multilabel:
@@ -140,6 +143,9 @@ class WeightedMetrics:
         active = (tp + fp + fn) != 0  # torchmetrics' macro average leaves these classes out
         macro = lambda score: _ratio((score * active).sum(1), active.sum(1))
         recall, f1 = _ratio(tp, tp + fn), _ratio(2 * tp, 2 * tp + fp + fn)
-        per_class = [recall, _ratio(tn, tn + fp), _ratio(tp, tp + fp), f1, (tp + fp) / np.maximum(total, 1)[:, None]]
+        specificity, ppcr = _ratio(tn, tn + fp), (tp + fp) / np.maximum(total, 1)[:, None]
+        per_class = [recall, specificity, _ratio(tp, tp + fp), f1, ppcr]
         headline = [_ratio(tp.sum(1), total), macro(recall), macro(f1), macro_auroc, mean_ece]
-        return np.vstack([np.stack(headline)] + [x.T for x in per_class] + [auroc])
+        bacc = (recall + specificity) / 2
+        gain_scores = [(bacc + ppcr) / 2, (bacc + (tp + tn) / np.maximum(total, 1)[:, None]) / 2]
+        return np.vstack([np.stack(headline)] + [x.T for x in per_class] + [auroc] + [x.T for x in gain_scores])

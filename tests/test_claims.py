@@ -94,3 +94,20 @@ def test_the_shipped_claims_file_is_valid_and_a_typo_is_named(tmp_path):
     bad.write_text("claims:\n  - paper: x\n    claim: y\n    compare: {a: m, b: n, metrc: accuracy}\n")
     with pytest.raises(ConfigError, match="metrc"):
         load_claims(bad)
+
+
+def test_gain_scores_at_unit_weights_equal_the_gain_table():
+    from benchmark.evaluate import evaluate
+    from benchmark.leaderboard import gain_score, one_vs_rest_accuracy
+    from benchmark.statistics import bootstrap_metrics
+    import torch
+
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 60)
+    scores = rng.dirichlet([1, 1], 60)
+    classes = ["COVID-19", "non-COVID"]
+    summary = bootstrap_metrics(scores, labels, np.arange(60), classes, n_resamples=200)["metrics"]
+    internal = evaluate(torch.tensor(scores), torch.tensor(labels), classes)
+    accuracy = one_vs_rest_accuracy(internal["confusion_matrix"], 0)
+    assert summary["gain_score/COVID-19"] == pytest.approx(gain_score(internal["metrics"], "COVID-19")["score"])
+    assert summary["gain_score_tabulated/COVID-19"] == pytest.approx(gain_score(internal["metrics"], "COVID-19", accuracy=accuracy, ppcr="as_tabulated")["score"])
