@@ -69,7 +69,7 @@ def _predictions(result: dict) -> pd.DataFrame:
     return pd.read_csv(path).sort_values("image", kind="stable").reset_index(drop=True)
 
 
-def _arrays(runs: list[dict], classes: list[str], multilabel: bool, images: pd.Series | None = None):
+def prediction_arrays(runs: list[dict], classes: list[str], multilabel: bool, images: pd.Series | None = None):
     """(list of per-seed score arrays, labels, patients, images) aligned on the image paths of the first run."""
     frames = [_predictions(r) for r in sorted(runs, key=lambda r: r["seed"])]
     reference = frames[0] if images is None else None
@@ -96,8 +96,8 @@ def _compare_row(claim: dict, runs_a: list[dict], runs_b: list[dict], n_resample
     test = claim["compare"]
     dataset = runs_a[0]["dataset"]
     classes, multilabel = list(dataset["classes"]), bool(dataset.get("multilabel"))
-    scores_a, labels, patients, images = _arrays(runs_a, classes, multilabel)
-    scores_b, labels_b, _, _ = _arrays(runs_b, classes, multilabel, images)
+    scores_a, labels, patients, images = prediction_arrays(runs_a, classes, multilabel)
+    scores_b, labels_b, _, _ = prediction_arrays(runs_b, classes, multilabel, images)
     if not np.array_equal(labels, labels_b):
         raise ValueError("the runs' test labels differ")
     options = dict(multilabel=multilabel, n_resamples=n_resamples, seed=seed)
@@ -125,7 +125,7 @@ def _threshold_row(claim: dict, runs_a: list[dict], n_resamples: int, seed: int)
     test = claim["threshold"]
     dataset = runs_a[0]["dataset"]
     classes, multilabel = list(dataset["classes"]), bool(dataset.get("multilabel"))
-    scores, labels, patients, _ = _arrays(runs_a, classes, multilabel)
+    scores, labels, patients, _ = prediction_arrays(runs_a, classes, multilabel)
     summary = bootstrap_metrics(scores, labels, patients, classes, multilabel=multilabel, n_resamples=n_resamples, seed=seed)
     ci = summary["ci"].get(test["metric"])
     verdict = "inconclusive (undefined)" if not ci else "supported" if ci[0] >= test["value"] else "contradicted" if ci[1] < test["value"] else "inconclusive (CI holds the threshold)"

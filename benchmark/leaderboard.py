@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.claims import DEFAULT_CLAIMS, claims_section, load_claims
 from benchmark.config import ConfigError
 from benchmark.results import changed_keys, read_results, table_key
 from datamodules.atomic import atomic_write_text
@@ -70,12 +71,12 @@ def row_intervals(runs: list[dict]) -> dict[str, list[float] | None]:
     predictions as the CI of the metric of the seeds' mean, with the bootstrap settings of the first run."""
     if len(runs) == 1:
         return runs[0].get("ci") or {}
-    from benchmark.claims import _arrays  # the one reader of prediction files
+    from benchmark.claims import prediction_arrays  # the one reader of prediction files
     from benchmark.statistics import bootstrap_metrics
 
     dataset, settings = runs[0]["dataset"], runs[0].get("bootstrap") or {}
     try:
-        scores, labels, patients, _ = _arrays(runs, list(dataset["classes"]), bool(dataset.get("multilabel")))
+        scores, labels, patients, _ = prediction_arrays(runs, list(dataset["classes"]), bool(dataset.get("multilabel")))
     except (OSError, ValueError, KeyError):
         return {}  # predictions moved or deleted: the row shows mean ± sd without a CI
     summary = bootstrap_metrics(scores, labels, patients, list(dataset["classes"]), multilabel=bool(dataset.get("multilabel")),
@@ -127,7 +128,7 @@ def _config_note(rows: dict[str, list[dict]]) -> list[str]:
     return lines + [""] if lines else []
 
 
-def _group_section(results: list[dict]) -> list[str]:
+def _group_section(results: list[dict], link_base: str = "") -> list[str]:
     first = results[0]
     dataset = first["dataset"]
     classes = dataset["classes"]
@@ -159,6 +160,7 @@ def _group_section(results: list[dict]) -> list[str]:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines += _config_note(rows)
+    lines += _plot_links(rows, link_base)
     if multilabel:  # the per-finding AUROCs are already the columns above
         return lines
     lines += ["Per class (mean over seeds):", ""]
@@ -171,6 +173,20 @@ def _group_section(results: list[dict]) -> list[str]:
     lines.append("")
     lines += _gain_section(results, rows, classes)
     return lines
+
+
+def _plot_links(rows: dict[str, list[dict]], link_base: str) -> list[str]:
+    """One line per method: its runs' ROC, confusion-matrix and reliability PNGs (benchmark/plots.py)."""
+    links = []
+    for method_id, runs in rows.items():
+        per_seed = []
+        for run in sorted(runs, key=lambda r: r["seed"]):
+            plots = run.get("plots") or {}
+            if plots:
+                per_seed.append(f"seed {run['seed']}: " + " · ".join(f"[{kind}]({link_base}{path})" for kind, path in plots.items()))
+        if per_seed:
+            links.append(f"- `{method_id}`: " + "; ".join(per_seed))
+    return ["Plots (ROC, confusion matrix, reliability diagram):", "", *links, ""] if links else []
 
 
 PPCR_MODES = ("as_defined", "as_tabulated")
@@ -290,9 +306,11 @@ def _notes(results: list[dict]) -> list[str]:
     return lines
 
 
-def render(results: list[dict[str, Any]], *, source: str, store: str | None = None, skipped: list[tuple[str, str]] = ()) -> str:
+def render(results: list[dict[str, Any]], *, source: str, store: str | None = None, skipped: list[tuple[str, str]] = (),
+           claims: list[dict] | None = None, external: list[dict] | None = None) -> str:
     """The leaderboard page of ``results`` read from ``source``; ``store`` (default ``source``) is the results store
-    recorded for the same-store check, relative to the page's folder; ``skipped`` lists (file, reason) left out."""
+    recorded for the same-store check, relative to the page's folder; ``skipped`` lists (file, reason) left out;
+    ``claims`` (configs/claims.yaml) adds the claims table, ``external`` the external test sets' table."""
     lines = ["# CXR-Bench leaderboard", "", f"<!-- cxr-bench results store: {store or source} -->", ""]
     lines.append(f"Generated from {len(results)} result file(s) in `{source}` by `python -m benchmark leaderboard --out {Path(source).parent}`; "
                  "`make benchmark` reruns the default suite and rewrites this file. Do not edit by hand.")
@@ -315,13 +333,20 @@ def render(results: list[dict[str, Any]], *, source: str, store: str | None = No
         "the predicted scores; ECE is the expected calibration error of the top-label confidence (15 bins).",
         "",
     ]
+    link_base = f"{Path(store or source).parent.as_posix()}/" if Path(store or source).parent != Path(".") else ""  # plots: relative to --out
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for result in results:
         groups[table_key(result)].append(result)
     # synthetic tables first (they are what `make benchmark` gives without data); within a dataset, the full task
     # before its merged (e.g. binary) versions
     for key in sorted(groups, key=lambda k: (not groups[k][0]["dataset"].get("synthetic"), k[0], k[1], -len(k[3]), k)):
-        lines += _group_section(groups[key])
+        lines += _group_section(groups[key], link_base)
+    if external:
+        from benchmark.external import external_section
+
+        lines += external_section(results, external)
+    if claims is not None:
+        lines += claims_section(claims, results, source=source)
     lines += _notes(results)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -363,7 +388,7 @@ def _store_label(results_dir: Path, leaderboard_path: Path) -> str:
         return str(store)
 
 
-def write_leaderboard(out_dir: Path, leaderboard_path: Path, *, replace: bool = False) -> Path:
+def write_leaderboard(out_dir: Path, leaderboard_path: Path, *, replace: bool = False, claims_path: Path | None = DEFAULT_CLAIMS) -> Path:
     """Render ``<out_dir>/results`` into ``leaderboard_path`` atomically. A missing store is an error, and a page of
     another store is only replaced with ``replace`` (``--replace-leaderboard``)."""
     results_dir, leaderboard_path = Path(out_dir) / "results", Path(leaderboard_path)
@@ -373,5 +398,16 @@ def write_leaderboard(out_dir: Path, leaderboard_path: Path, *, replace: bool = 
     if problem:
         raise ConfigError(f"{problem}; pass --replace-leaderboard to replace it")
     results, skipped = read_results(results_dir)
-    atomic_write_text(leaderboard_path, render(results, source=str(results_dir), store=_store_label(results_dir, leaderboard_path), skipped=skipped))
+    claims = load_claims(claims_path) if claims_path else None
+    page = render(results, source=str(results_dir), store=_store_label(results_dir, leaderboard_path), skipped=skipped, claims=claims,
+                  external=_external_results(Path(out_dir)))
+    atomic_write_text(leaderboard_path, page)
     return leaderboard_path
+
+
+def _external_results(out_dir: Path) -> list[dict]:
+    try:
+        from benchmark.external import read_external_results
+    except ImportError:  # pragma: no cover - until external evaluation lands
+        return []
+    return read_external_results(out_dir)

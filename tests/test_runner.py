@@ -94,7 +94,7 @@ def test_multilabel_results_get_an_auroc_table(tmp_path):
                     "split_file": "s.csv", "split_seed": 0, "counts": {"test": {"images": 10, "patients": 5}}},
     }
     board = render([result], source="runs/results")
-    assert "| Method | Seeds | Macro AUROC | Macro F1 @0.5 | AUROC Atelectasis | AUROC Mass |" in board
+    assert "| Method | Seeds | Macro AUROC | Macro F1 @0.5 | ECE | AUROC Atelectasis | AUROC Mass |" in board
     assert "| densenet | 0 | 0.700 | 0.200 | 0.650 | 0.750 |" in board
     assert "Reproduce: `python -m benchmark run configs/x.yaml`" in board
 
