@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from benchmark.cli import main
@@ -39,6 +40,15 @@ def _suite(folder: Path, external: list) -> Path:
         "data": {"image_size": 32, "split_seed": 0, "val_fraction": 0.25, "test_fraction": 0.25},
         "trainer": {"accelerator": "cpu", "enable_progress_bar": False, "enable_model_summary": False, "limit_train_batches": 1, "num_sanity_val_steps": 0},
     })
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny convolutions run many times faster on one thread than on two contended ones (a shared CI machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")
