@@ -27,7 +27,7 @@ from torch.utils.data import DataLoader
 from benchmark.config import ConfigError
 from benchmark.evaluate import evaluate
 from benchmark.external_duplicates import PAIR_KEYS, train_val_duplicates
-from benchmark.external_labels import check_label_map, map_labels
+from benchmark.external_labels import check_label_map, map_findings, map_labels
 from benchmark.external_run import TrainedRun, describe_run, load_run
 from benchmark.results import fingerprint, write_result
 from datamodules.atomic import atomic_path
@@ -139,6 +139,9 @@ def evaluate_external(run: TrainedRun, name: str, *, root: str | Path | None = N
         raise ManifestError(f"{where}: no image of {name} at {root} is left to score (left out: {left_out}; labels without a "
                             f"counterpart among {classes}: {no_counterpart}); give a label map")
 
+    if multilabel and reader.multilabel:  # columns the reader encodes beside the label (CheXpert's uncertain findings)
+        for column in reader.target_columns:
+            frame[column] = [map_findings(v, classes, given, dm.class_map) for v in frame[column].fillna("")]
     scores, labels = score(run, frame, reader, cache, classes, multilabel)
     evaluation = evaluate(scores, labels, classes, multilabel=multilabel)
     stem = name if not options else f"{name}-{reader.variant or fingerprint(options)[:8]}"

@@ -18,6 +18,7 @@ import pandas as pd
 
 WILDCARD = "*"
 NO_FINDING = ""
+NO_FINDING_NAMES = ("", "no finding", "no_finding")
 
 
 def check_label_map(label_map: dict | None, classes: list[str], *, multilabel: bool, where: str) -> dict:
@@ -63,7 +64,9 @@ def map_labels(labels: pd.Series, classes: list[str], given: dict, class_map: di
         findings = [f for f in label.split("|") if f] or [NO_FINDING]
         targets = []
         for finding in findings:
-            target = NO_FINDING if finding == NO_FINDING and NO_FINDING not in given else counterpart(finding, classes, given, class_map)
+            target = counterpart(finding, classes, given, class_map)
+            if target is None and finding not in given and finding.lower() in NO_FINDING_NAMES:
+                target = NO_FINDING  # "No Finding" (ChestX-ray14, CheXpert) is an image without findings, not a finding
             used[finding] = target
             targets.append(target)
         if all(t is None for t in targets):
@@ -72,3 +75,9 @@ def map_labels(labels: pd.Series, classes: list[str], given: dict, class_map: di
         unscored.update(f for f, t in zip(findings, targets) if t is None)
         mapped.append("|".join(sorted({t for t in targets if t})))
     return pd.Series(mapped, index=labels.index, dtype=object), dict(sorted(used.items())), dict(sorted(unscored.items()))
+
+
+def map_findings(value: str, classes: list[str], given: dict, class_map: dict | None) -> str:
+    """'|'-joined findings of another column a reader encodes (CheXpert's uncertain ones) under the same map."""
+    targets = (counterpart(f, classes, given, class_map) for f in str(value or "").split("|") if f)
+    return "|".join(sorted({t for t in targets if t}))

@@ -193,3 +193,29 @@ def test_leaderboard_section_sets_external_beside_internal(trained):
     rows = [line for line in lines if line.startswith("| tiny_")]
     assert any(row.startswith("| tiny_single_net | synthetic (SYNTHETIC) | kermany_pneumonia | 0 |") for row in rows)
     assert external_section(results, []) == []
+
+
+def test_multilabel_run_maps_finding_names(tmp_path, capsys):
+    """A ChestX-ray14 classifier scored on CheXpert: same-named findings map, Pleural Effusion through the label
+    map, CheXpert-only findings are counted and not scored, No Finding images are all-negative."""
+    nih = load_maker("chestxray14").create(tmp_path / "data")
+    chexpert = load_maker("chexpert").create(tmp_path / "data")
+    _write(tmp_path / "tiny_classifier.yaml", {"method": "classifier", "model": {"backbone": "acnn", "backbone_options": {"depth": 1}, "head": "linear"},
+                                               "monitor": {"metric": "val/loss", "mode": "min"}, "data": {"batch_size": 8}})
+    _write(tmp_path / "suite.yaml", {
+        "name": "tiny", "datasets": [{"name": "chestxray14", "root": str(nih)}], "methods": ["tiny_classifier.yaml"], "seeds": [0],
+        "logging": {"wandb": False}, "data": {"image_size": 32, "val_fraction": 0.25, "test_fraction": 0.2},
+        "trainer": {"accelerator": "cpu", "max_epochs": 1, "enable_progress_bar": False, "enable_model_summary": False, "num_sanity_val_steps": 0},
+    })
+    out, cache = tmp_path / "runs", tmp_path / "cache"
+    assert main(["run", str(tmp_path / "suite.yaml"), "--out", str(out), "--leaderboard", str(tmp_path / "board.md"), "--cache-dir", str(cache)]) == 0
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--dataset", "chexpert", "--root", str(chexpert), "--cache-dir", str(cache), "--json",
+                 "--label-map", '{"Pleural Effusion": "Effusion"}']) == 0
+    result = json.loads(capsys.readouterr().out)
+    used = result["label_map"]["used"]
+    assert result["multilabel"] and used["Pleural Effusion"] == "Effusion" and used["Cardiomegaly"] == "Cardiomegaly" and used["No Finding"] == ""
+    assert used["Support Devices"] is None and "Support Devices" in result["counts"]["unscored_findings"]
+    assert result["counts"]["scored"] == result["n_images"] > 0 and "auroc" in result["metrics"]
+    predictions = pd.read_csv(result["predictions_file"])
+    assert len(predictions) == result["counts"]["scored"] and "score_Effusion" in predictions.columns
