@@ -144,12 +144,13 @@ def evaluate_external(run: TrainedRun, name: str, *, root: str | Path | None = N
             frame[column] = [map_findings(v, classes, given, dm.class_map) for v in frame[column].fillna("")]
     scores, labels = score(run, frame, reader, cache, classes, multilabel)
     evaluation = evaluate(scores, labels, classes, multilabel=multilabel)
-    stem = name if not options else f"{name}-{reader.variant or fingerprint(options)[:8]}"
+    stem = set_name(name, options, reader.variant, given, duplicates)
     folder = external_dir(run.out_dir, run.run_id)
     predictions_file = folder / f"{stem}.predictions.csv"
     _write_predictions(predictions_file, frame, reader, scores, classes)
     result = {
         "kind": "external",
+        "set_name": stem,
         "run": describe_run(run),
         "run_id": run.run_id,
         "config_fingerprint": run.result.get("config_fingerprint"),
@@ -174,6 +175,19 @@ def evaluate_external(run: TrainedRun, name: str, *, root: str | Path | None = N
     log.info("%s on %s: %d scored, left out %s; accuracy %s, AUROC %s; written %s", run.run_id, name, len(frame), left_out,
              _fmt(result["metrics"].get("accuracy")), _fmt(result["metrics"].get("auroc")), path)
     return result
+
+
+def set_name(name: str, options: dict, variant: str, label_map: dict, duplicates: str) -> str:
+    """The external set's name in file names and tables: the dataset, then what differs from its defaults (its
+    variant when options are given, a given label map, kept copies), so two settings never share a result file."""
+    parts = [name]
+    if options:
+        parts.append(variant or "options" + fingerprint(options)[:6])
+    if label_map:
+        parts.append("map" + fingerprint(label_map)[:6])
+    if duplicates == "keep":
+        parts.append("with_copies")
+    return "-".join(parts)
 
 
 def score(run: TrainedRun, frame: pd.DataFrame, reader, cache, classes: list[str], multilabel: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -85,5 +85,4 @@ def external_section(results: list[dict], external_results: list[dict]) -> list[
 
 
 def _set_name(ext: dict) -> str:
-    dataset = ext["external_dataset"]
-    return dataset["name"] + (f" ({dataset['variant']})" if dataset.get("options") and dataset.get("variant") else "")
+    return ext.get("set_name") or ext["external_dataset"]["name"]

@@ -111,6 +111,7 @@ def test_planted_copy_of_a_training_image_is_found_and_left_out(trained, capsys,
 
     kept = _evaluate(capsys, trained, "single", "--keep-duplicates", root=tmp_path / "data")
     assert kept["counts"]["scored"] == KERMANY_IMAGES + 1 and kept["counts"]["duplicates_kept"] == 1
+    assert kept["set_name"] == "kermany_pneumonia-with_copies"
     assert kept["counts"]["left_out"]["duplicate_of_train_val"] == 0
 
 
@@ -125,6 +126,7 @@ def test_labels_without_counterpart_are_counted_and_a_label_map_maps_them(traine
 
     mapped = _evaluate(capsys, trained, "siamese", *options, "--label-map", '{"*": "pneumonia"}')
     assert mapped["counts"]["scored"] == KERMANY_IMAGES and mapped["label_map"]["used"]["bacterial_pneumonia"] == "pneumonia"
+    assert mapped["set_name"].startswith("kermany_pneumonia-three_class-map") and Path(result["_file"]).is_file()  # its own file
 
 
 def test_old_result_without_checkpoint_or_normalisation_is_read_back(trained, capsys, tmp_path):
