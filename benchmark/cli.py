@@ -184,7 +184,8 @@ def cmd_data_report(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from benchmark.external import evaluate_result_file, format_external
+    from benchmark.external import evaluate_result_file
+    from benchmark.external_report import format_external
     from benchmark.external_run import find_result_file
 
     result = evaluate_result_file(find_result_file(args.run), args.dataset, root=args.root, options=args.options, label_map=args.label_map,

@@ -16,30 +16,21 @@ leaderboard reads as internal runs.
 from __future__ import annotations
 
 import logging
-import warnings
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-import torch
-from torch.utils.data import DataLoader
-
 from benchmark.config import ConfigError
 from benchmark.evaluate import evaluate
-from benchmark.external_duplicates import PAIR_KEYS, train_val_duplicates
+from benchmark.external_duplicates import train_val_duplicates
 from benchmark.external_labels import check_label_map, map_findings, map_labels
-from benchmark.external_run import TrainedRun, describe_run, load_run
-from benchmark.results import fingerprint, write_result
-from datamodules.atomic import atomic_path
+from benchmark.external_report import duplicate_report, fmt, per_class, set_name, write_predictions
+from benchmark.external_run import TrainedRun, describe_run, load_run, score
+from benchmark.results import write_result
 from datamodules.cache import ImageCache
-from datamodules.datasets import CachedImageDataset
-from datamodules.duplicates import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_CORRELATION
 from datamodules.locking import file_lock
 from datamodules.manifest import ManifestError
 from datamodules.missing import screen_paths
 from datamodules.readers.base import encode_targets
-from datamodules.split_read import resolved
-from datamodules.transforms import build_transform
 
 log = logging.getLogger(__name__)
 
@@ -142,12 +133,14 @@ def evaluate_external(run: TrainedRun, name: str, *, root: str | Path | None = N
     if multilabel and reader.multilabel:  # columns the reader encodes beside the label (CheXpert's uncertain findings)
         for column in reader.target_columns:
             frame[column] = [map_findings(v, classes, given, dm.class_map) for v in frame[column].fillna("")]
-    scores, labels = score(run, frame, reader, cache, classes, multilabel)
+    mapped = frame.assign(label=frame["mapped"])
+    targets = reader.encode_frame(mapped, classes) if reader.multilabel == multilabel else encode_targets(mapped["label"], classes, multilabel)
+    scores, labels = score(run, cache.array_path, frame["row"].astype("int64").to_numpy(), targets)
     evaluation = evaluate(scores, labels, classes, multilabel=multilabel)
     stem = set_name(name, options, reader.variant, given, duplicates)
     folder = external_dir(run.out_dir, run.run_id)
     predictions_file = folder / f"{stem}.predictions.csv"
-    _write_predictions(predictions_file, frame, reader, scores, classes)
+    write_predictions(predictions_file, frame, reader, scores, classes)
     result = {
         "kind": "external",
         "set_name": stem,
@@ -161,8 +154,8 @@ def evaluate_external(run: TrainedRun, name: str, *, root: str | Path | None = N
         "label_map": {"given": given, "used": used},
         "counts": {"listed": int(len(frame) + sum(left_out.values())), "scored": int(len(frame)), "left_out": left_out,
                    "no_counterpart_by_label": no_counterpart, "unscored_findings": unscored, "duplicates_kept": kept_copies,
-                   "per_class": _per_class(frame["mapped"], classes, multilabel)},
-        "duplicates": _duplicate_report(pairs, manifest, dm, duplicates),
+                   "per_class": per_class(frame["mapped"], classes, multilabel)},
+        "duplicates": duplicate_report(pairs, manifest, dm, duplicates),
         "metrics": evaluation["metrics"],
         "confusion_matrix": evaluation.get("confusion_matrix"),
         "n_images": evaluation["n_images"],
@@ -173,84 +166,8 @@ def evaluate_external(run: TrainedRun, name: str, *, root: str | Path | None = N
     write_result(path, result)
     result["_file"] = str(path)
     log.info("%s on %s: %d scored, left out %s; accuracy %s, AUROC %s; written %s", run.run_id, name, len(frame), left_out,
-             _fmt(result["metrics"].get("accuracy")), _fmt(result["metrics"].get("auroc")), path)
+             fmt(result["metrics"].get("accuracy")), fmt(result["metrics"].get("auroc")), path)
     return result
-
-
-def set_name(name: str, options: dict, variant: str, label_map: dict, duplicates: str) -> str:
-    """The external set's name in file names and tables: the dataset, then what differs from its defaults (its
-    variant when options are given, a given label map, kept copies), so two settings never share a result file."""
-    parts = [name]
-    if options:
-        parts.append(variant or "options" + fingerprint(options)[:6])
-    if label_map:
-        parts.append("map" + fingerprint(label_map)[:6])
-    if duplicates == "keep":
-        parts.append("with_copies")
-    return "-".join(parts)
-
-
-def score(run: TrainedRun, frame: pd.DataFrame, reader, cache, classes: list[str], multilabel: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """Scores and labels of ``frame``'s images, in order, by the method's own ``test_step`` (no Trainer: this also
-    runs on rank 0 alone at the end of a distributed run)."""
-    dm = run.datamodule
-    mapped = frame.assign(label=frame["mapped"])
-    same_kind = reader.multilabel == multilabel
-    targets = reader.encode_frame(mapped, classes) if same_kind else encode_targets(mapped["label"], classes, multilabel)
-    norm = run.normalization
-    transform = build_transform(None, mean=norm["mean"], std=norm["std"], normalization=norm.get("kind") or dm.normalization)
-    loader = DataLoader(CachedImageDataset(cache.array_path, frame["row"].astype("int64").to_numpy(), targets, transform),
-                        batch_size=dm.eval_batch_size, shuffle=False, num_workers=dm.num_workers)
-    task = run.load_task()
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    task.to(device)
-    task._test_outputs = []  # what on_test_epoch_start sets: test_step appends (index, scores, labels)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*self.log.*")  # test_step logs its loss; there is no Trainer to log to
-        if hasattr(task, "compute_templates"):  # the siamese net: mean embedding per class of the run's training split
-            task.templates = task.compute_templates(dm.train_eval_dataloader())
-        for i, batch in enumerate(loader):
-            task.test_step({k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}, i)
-    index, scores, labels = (torch.cat([o[i].cpu() for o in task._test_outputs]) for i in range(3))
-    order = torch.argsort(index)
-    return scores[order], labels[order]
-
-
-def _per_class(mapped: pd.Series, classes: list[str], multilabel: bool) -> dict[str, int]:
-    if multilabel:
-        findings = mapped.str.split("|").explode()
-        return {c: int((findings == c).sum()) for c in classes}
-    return {c: int((mapped == c).sum()) for c in classes}
-
-
-def _duplicate_report(pairs: pd.DataFrame, manifest: pd.DataFrame, dm, policy: str) -> dict[str, Any]:
-    labels = dict(zip(manifest["path"], manifest["label"]))
-    run_labels = {p: label for split in ("train", "val") for p, label in zip(dm.frames[split]["path"], dm.frames[split]["label"])}
-    rows = [{**{k: (v.item() if hasattr(v, "item") else v) for k, v in zip(PAIR_KEYS, row)},
-             "external_label": labels.get(row[0]), "run_label": run_labels.get(resolved(row[1]))}
-            for row in pairs[PAIR_KEYS].itertuples(index=False)]
-    return {"policy": policy, "max_distance": DEFAULT_MAX_DISTANCE, "min_correlation": DEFAULT_MIN_CORRELATION,
-            "pair_count": len(pairs), "external_images": int(pairs["external_path"].nunique()),
-            "by_kind": {str(k): int(v) for k, v in pairs["kind"].value_counts().items()},
-            "by_run_split": {str(k): int(v) for k, v in pairs["run_split"].value_counts().items()}, "pairs": rows}
-
-
-def _write_predictions(path: Path, frame: pd.DataFrame, reader, scores: torch.Tensor, classes: list[str]) -> None:
-    """Like the internal test's predictions CSV (image, patient_id, label, score per class), plus the original label."""
-    images = [_relative(p, reader.image_root) for p in frame["path"]]
-    table = pd.DataFrame({"image": images, "patient_id": frame["patient_id"].to_numpy(), "label": frame["mapped"].to_numpy(),
-                          "original_label": frame["label"].to_numpy()})
-    for column, name in enumerate(classes):
-        table[f"score_{name}"] = scores[:, column].numpy()
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, index=False, float_format="%.6f")
-
-
-def _relative(path: str, root: Path) -> str:
-    try:
-        return str(Path(path).relative_to(root))
-    except ValueError:  # an image outside the dataset's image folder (a combined task's component): its full path
-        return path
 
 
 def evaluate_result_file(result_file: str | Path, name: str, *, cache_dir: Path, **kwargs) -> dict[str, Any]:
@@ -273,23 +190,3 @@ def evaluate_suite_externals(spec, result_file: Path, *, cache_dir: Path, datamo
                                          duplicates=entry.get("duplicates", "exclude"), cache_dir=cache_dir, command=command,
                                          where=f"suite {spec.suite}: external {entry['name']}"))
     return results
-
-
-def format_external(result: dict[str, Any]) -> str:
-    """The console summary of one external result."""
-    counts, dup = result["counts"], result["duplicates"]
-    lines = [f"{result['run_id']} on {result['external_dataset']['name']} ({result['external_dataset']['root']}): "
-             f"{counts['scored']} of {counts['listed']} images scored",
-             f"left out: {', '.join(f'{k} {v}' for k, v in counts['left_out'].items() if v) or 'none'}",
-             f"label map used: {result['label_map']['used']}",
-             f"duplicates of the run's train/val images: {dup['pair_count']} pairs, {dup['external_images']} external images "
-             f"({'left out' if dup['policy'] == 'exclude' else 'kept'})"]
-    lines += [f"  {p['external_path']} ~ {p['run_path']} ({p['run_split']}, {p['kind']}, r={p['correlation']})" for p in dup["pairs"][:20]]
-    metrics = result["metrics"]
-    lines.append("metrics: " + ", ".join(f"{k} {_fmt(metrics.get(k))}" for k in ("accuracy", "balanced_accuracy", "f1", "auroc") if k in metrics))
-    lines.append(f"written: {result.get('_file')}")
-    return "\n".join(lines)
-
-
-def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"

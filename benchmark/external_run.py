@@ -11,14 +11,21 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
 from benchmark.config import ConfigError
 from benchmark.results import read_result
 from datamodules.atomic import file_sha256
+from datamodules.datasets import CachedImageDataset
+from datamodules.transforms import build_transform
 
 log = logging.getLogger(__name__)
 
@@ -149,3 +156,26 @@ def describe_run(run: TrainedRun) -> dict[str, Any]:
                                                               "multilabel", "split_file", "split_sha256")},
             "metrics": {k: result["metrics"].get(k) for k in ("accuracy", "balanced_accuracy", "auroc") if k in result["metrics"]},
             "checkpoint": run.checkpoint, "normalization": json.loads(json.dumps(run.normalization))}
+
+
+def score(run: TrainedRun, array_path: Path, rows: np.ndarray, targets: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores and targets of cached images ``rows`` (in order) through the run's eval transform and best checkpoint,
+    by the method's own ``test_step`` (no Trainer: this also runs on rank 0 alone at the end of a distributed run)."""
+    dm = run.datamodule
+    norm = run.normalization
+    transform = build_transform(None, mean=norm["mean"], std=norm["std"], normalization=norm.get("kind") or dm.normalization)
+    loader = DataLoader(CachedImageDataset(array_path, rows, targets, transform), batch_size=dm.eval_batch_size, shuffle=False,
+                        num_workers=dm.num_workers)
+    task = run.load_task()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    task.to(device)
+    task._test_outputs = []  # what on_test_epoch_start sets: test_step appends (index, scores, labels)
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*self.log.*")  # test_step logs its loss; there is no Trainer to log to
+        if hasattr(task, "compute_templates"):  # the siamese net: mean embedding per class of the run's training split
+            task.templates = task.compute_templates(dm.train_eval_dataloader())
+        for i, batch in enumerate(loader):
+            task.test_step({k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}, i)
+    index, scores, labels = (torch.cat([o[i].cpu() for o in task._test_outputs]) for i in range(3))
+    order = torch.argsort(index)
+    return scores[order], labels[order]
