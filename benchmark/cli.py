@@ -190,7 +190,10 @@ def cmd_evaluate(args) -> int:
 
     result = evaluate_result_file(find_result_file(args.run), args.dataset, root=args.root, options=args.options, label_map=args.label_map,
                                   duplicates="keep" if args.keep_duplicates else "exclude", cache_dir=args.cache_dir, command=args.command_line)
-    print(json.dumps(result, indent=2) if args.json else format_external(result))
+    if args.json:  # the file as written (strict JSON: undefined metrics are null), and where it is
+        print(json.dumps({**json.loads(Path(result["_file"]).read_text(encoding="utf-8")), "_file": result["_file"]}, indent=2))
+    else:
+        print(format_external(result))
     return 0
 
 

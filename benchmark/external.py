@@ -23,6 +23,7 @@ from benchmark.config import ConfigError
 from benchmark.evaluate import evaluate
 from benchmark.external_duplicates import train_val_duplicates
 from benchmark.external_labels import check_label_map, map_findings, map_labels
+from benchmark.external_metrics import present_class_metrics
 from benchmark.external_report import duplicate_report, fmt, per_class, set_name, write_predictions
 from benchmark.external_run import TrainedRun, describe_run, load_run, score
 from benchmark.results import write_result
@@ -137,6 +138,7 @@ def evaluate_external(run: TrainedRun, name: str, *, root: str | Path | None = N
     targets = reader.encode_frame(mapped, classes) if reader.multilabel == multilabel else encode_targets(mapped["label"], classes, multilabel)
     scores, labels = score(run, cache.array_path, frame["row"].astype("int64").to_numpy(), targets)
     evaluation = evaluate(scores, labels, classes, multilabel=multilabel)
+    evaluation["metrics"] = present_class_metrics(evaluation["metrics"], scores, labels, classes, multilabel=multilabel)
     stem = set_name(name, options, reader.variant, given, duplicates)
     folder = external_dir(run.out_dir, run.run_id)
     predictions_file = folder / f"{stem}.predictions.csv"

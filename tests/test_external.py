@@ -63,12 +63,17 @@ def trained(tmp_path_factory):
             "single": folder / "runs/results/synthetic/tiny_single_net/seed0.json", "siamese": folder / "runs/results/synthetic/tiny_siamese/seed0.json"}
 
 
+def _strict_json(text: str) -> dict:
+    """JSON as any parser reads it: NaN or Infinity would be an error."""
+    return json.loads(text, parse_constant=lambda token: pytest.fail(f"not strict JSON: {token}"))
+
+
 def _evaluate(capsys, trained, run: str, *extra: str, root: Path | None = None) -> dict:
     capsys.readouterr()
     args = ["evaluate", str(trained[run]), "--dataset", "kermany_pneumonia", "--root", str(root or trained["kermany"]),
             "--cache-dir", str(trained["cache"]), "--json", *extra]
     assert main(args) == 0
-    return json.loads(capsys.readouterr().out)
+    return _strict_json(capsys.readouterr().out)
 
 
 def test_suite_external_scores_every_run(trained):
@@ -82,6 +87,10 @@ def test_suite_external_scores_every_run(trained):
         assert external["counts"]["scored"] == external["n_images"] == external["counts"]["listed"] == KERMANY_IMAGES
         assert external["counts"]["per_class"] == {"COVID-19": 0, "normal": KERMANY_NORMALS, "pneumonia": KERMANY_IMAGES - KERMANY_NORMALS}
         assert 0 <= external["metrics"]["accuracy"] <= 1 and sum(map(sum, external["confusion_matrix"])) == KERMANY_IMAGES
+        # Kermany has no COVID-19 image: that class has no sensitivity and stays out of the macro values
+        metrics = external["metrics"]
+        assert metrics["sensitivity/COVID-19"] is None and metrics["auroc_classes"] == ["normal", "pneumonia"]
+        assert metrics["balanced_accuracy"] == pytest.approx((metrics["sensitivity/normal"] + metrics["sensitivity/pneumonia"]) / 2)
         predictions = pd.read_csv(external["predictions_file"])
         assert len(predictions) == KERMANY_IMAGES and {"image", "patient_id", "label", "original_label", "score_normal"} <= set(predictions.columns)
         if method == "tiny_siamese":  # sigmoid similarities to the templates of the run's training split
@@ -122,6 +131,7 @@ def test_labels_without_counterpart_are_counted_and_a_label_map_maps_them(traine
     assert set(left) == {"bacterial_pneumonia", "viral_pneumonia"} and sum(left.values()) == KERMANY_IMAGES - KERMANY_NORMALS
     assert result["counts"]["left_out"]["no_counterpart"] == KERMANY_IMAGES - KERMANY_NORMALS
     assert result["counts"]["scored"] == KERMANY_NORMALS and result["label_map"]["used"]["viral_pneumonia"] is None
+    assert result["metrics"]["auroc"] is None and result["metrics"]["auroc_classes"] == []  # one class: no AUROC, not 0
     assert Path(result["_file"]).name == "kermany_pneumonia-three_class.json"
 
     mapped = _evaluate(capsys, trained, "siamese", *options, "--label-map", '{"*": "pneumonia"}')
@@ -139,7 +149,7 @@ def test_old_result_without_checkpoint_or_normalisation_is_read_back(trained, ca
     capsys.readouterr()
     assert main(["evaluate", str(out / "logs/synthetic/tiny_single_net/seed0"), "--dataset", "kermany_pneumonia", "--root", str(trained["kermany"]),
                  "--cache-dir", str(trained["cache"]), "--json"]) == 0
-    external = json.loads(capsys.readouterr().out)
+    external = _strict_json(capsys.readouterr().out)
     assert external["run"]["checkpoint"]["sha256"] == expected[0]["sha256"]
     assert external["run"]["normalization"]["mean"] == pytest.approx(expected[1]["mean"])
     assert external["_file"].startswith(str(out / "external"))
@@ -214,7 +224,7 @@ def test_multilabel_run_maps_finding_names(tmp_path, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(out), "--dataset", "chexpert", "--root", str(chexpert), "--cache-dir", str(cache), "--json",
                  "--label-map", '{"Pleural Effusion": "Effusion"}']) == 0
-    result = json.loads(capsys.readouterr().out)
+    result = _strict_json(capsys.readouterr().out)
     used = result["label_map"]["used"]
     assert result["multilabel"] and used["Pleural Effusion"] == "Effusion" and used["Cardiomegaly"] == "Cardiomegaly" and used["No Finding"] == ""
     assert used["Support Devices"] is None and "Support Devices" in result["counts"]["unscored_findings"]
