@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmark run | leaderboard | data-report | download | list``."""
+"""Command line: ``python -m benchmark run | leaderboard | data-report | evaluate | download | list``."""
 
 from __future__ import annotations
 
@@ -57,6 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--max-distance", type=int, default=None, help="pHash bits that may differ for a near duplicate (default 8)")
     report.add_argument("--min-correlation", type=float, default=None, help="pixel correlation a near duplicate needs (default 0.95)")
     report.add_argument("--json", action="store_true", help="print the report as JSON (keys: benchmark/data_report.py)")
+
+    external = commands.add_parser("evaluate", help="score a trained run on every image of another dataset (an external test set)")
+    external.add_argument("run", type=Path, help="the run's result file (<out>/results/<dataset>/<method>/seed<k>.json) or its run folder")
+    external.add_argument("--dataset", required=True, help="the external dataset's name (see `list`)")
+    external.add_argument("--root", type=Path, help="its folder, or a data root holding it (not needed for the phantoms)")
+    external.add_argument("--options", type=json.loads, default=None, help="its reader options as a JSON object, as in a suite's dataset entry")
+    external.add_argument("--label-map", type=json.loads, default=None,
+                          help='JSON {external label: run class or null}, "*" for every other label (default: same names, then the run\'s class_map)')
+    external.add_argument("--keep-duplicates", action="store_true", help="score images that copy the run's train/val images too (default: left out, counted)")
+    external.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="preprocessing cache (default: .cache/cxrbench or $CXRBENCH_CACHE)")
+    external.add_argument("--json", action="store_true", help="print the external result as JSON (written to <out>/external/<run_id>/<dataset>.json)")
 
     fetch = commands.add_parser("download", help="download the public datasets (make data); print how to get the others")
     fetch.add_argument("--data-root", type=Path, default=Path("data"), help="where the datasets go (default: ./data)")
@@ -176,6 +187,20 @@ def cmd_data_report(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from benchmark.external import evaluate_result_file
+    from benchmark.external_report import format_external
+    from benchmark.external_run import find_result_file
+
+    result = evaluate_result_file(find_result_file(args.run), args.dataset, root=args.root, options=args.options, label_map=args.label_map,
+                                  duplicates="keep" if args.keep_duplicates else "exclude", cache_dir=args.cache_dir, command=args.command_line)
+    if args.json:  # the file as written (strict JSON: undefined metrics are null), and where it is
+        print(json.dumps({**json.loads(Path(result["_file"]).read_text(encoding="utf-8")), "_file": result["_file"]}, indent=2))
+    else:
+        print(format_external(result))
+    return 0
+
+
 def cmd_download(args) -> int:
     from benchmark.download import DownloadError, download_all
 
@@ -216,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     # the command a result cites; --resume only decides which runs happen, not what they compute
     args.command_line = " ".join(["python -m benchmark"] + [shlex.quote(a) for a in argv if a != "--resume"])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"run": cmd_run, "leaderboard": cmd_leaderboard, "data-report": cmd_data_report, "download": cmd_download, "list": cmd_list}
+    handlers = {"run": cmd_run, "leaderboard": cmd_leaderboard, "data-report": cmd_data_report, "evaluate": cmd_evaluate, "download": cmd_download, "list": cmd_list}
     try:
         return handlers[args.command](args)
     except (ConfigError, DatasetNotFoundError, ManifestError, LeakageError, StartWeightsError) as error:

@@ -27,6 +27,7 @@ from benchmark.statistics import bootstrap_metrics
 from benchmark.results import config_fingerprint, effective_config, result_path, write_result
 from datamodules import get_datamodule_class
 from datamodules import CXRDataModule
+from datamodules.atomic import file_sha256
 from lightning_modules import get_task_class
 from lightning_modules.predictions import deduplicate
 
@@ -179,6 +180,9 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None)
         "data_settings": spec.data,
         "trainer_settings": {k: v for k, v in _trainer_kwargs(spec.trainer).items()},
         "start_weights": task.start_weights,
+        # the tested model and its input statistics: what `python -m benchmark evaluate` scores other datasets with
+        "checkpoint": {"path": best_path, "sha256": file_sha256(best_path)} if best_path else None,
+        "normalization": {"kind": datamodule.normalization, "mean": datamodule.mean, "std": datamodule.std},
         "metrics": evaluation["metrics"],
         "ci": intervals["ci"],  # 95% patient-level bootstrap intervals of every metric (benchmark/statistics.py)
         "bootstrap": intervals["bootstrap"],
@@ -206,6 +210,10 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None)
     if spec.leaderboard:
         result["leaderboard_options"] = spec.leaderboard
     write_result(result_path(out_dir, spec.run_id), result)
+    if getattr(spec, "external", None):  # the suite's external test sets, scored with this run's checkpoint (benchmark/external.py)
+        from benchmark.external import evaluate_suite_externals
+
+        evaluate_suite_externals(spec, result_path(out_dir, spec.run_id), cache_dir=cache_dir, datamodule=datamodule, command=command)
     return result
 
 

@@ -339,6 +339,19 @@ class DatasetEntry(Section):
     options: dict[str, Any] = {}  # checked against the DataModule's own arguments (dataset_options)
 
 
+class ExternalEntry(Section):
+    """An external test set every run of the suite is scored on after its own test (benchmark/external.py): the
+    dataset's folder (``root``, else found under --data-root), reader ``options``, a ``label_map`` {its label: run
+    class or null} over the default (same names, then the run's class_map), and what to do with images that copy
+    the run's train/val images."""
+
+    name: str
+    root: str | None = None
+    options: dict[str, Any] = {}
+    label_map: dict[str, str | None] | None = None
+    duplicates: Literal["exclude", "keep"] = "exclude"
+
+
 class GainOptions(Section):
     """Weighted-CE paper, section VI.C: the Gain table against a reference method."""
 
@@ -387,6 +400,7 @@ class SuiteFile(Section):
     data: dict[str, Any] = {}
     trainer: dict[str, Any] = {}
     grid_search: bool | dict[str, Any] = False
+    external: list[Union[str, ExternalEntry]] = []
     leaderboard: LeaderboardOptions = LeaderboardOptions()
     logging: LoggingOptions = LoggingOptions()
     statistics: StatisticsOptions = StatisticsOptions()
