@@ -112,7 +112,7 @@ class SubmititLauncher:
     def executor(self) -> submitit.AutoExecutor:
         c = self.config
         executor = submitit.AutoExecutor(folder=self.folder, cluster=self.cluster)
-        executor.update_parameters(name="cxr-bench", timeout_min=c["timeout_min"], gpus_per_node=c["gpus_per_node"], cpus_per_task=c["cpus_per_task"],
+        executor.update_parameters(name="cxr-bench", timeout_min=c["timeout_min"], gpus_per_node=c["gpus_per_node"] or None, cpus_per_task=c["cpus_per_task"],
                                    slurm_partition=c["slurm_partition"], slurm_array_parallelism=c["max_parallel_jobs"],
                                    slurm_additional_parameters=dict(c["slurm_additional_parameters"]))
         return executor
@@ -120,10 +120,13 @@ class SubmititLauncher:
     def job_shape(self, spec) -> tuple[int, int]:
         """(nodes, tasks per node) of ``spec``'s job. On SLURM Lightning takes one task per device
         (SLURMEnvironment); a local job is one process, and only a one-device run fits it."""
-        trainer = spec.trainer
-        devices = trainer.get("devices", 1)
-        count = len(devices) if isinstance(devices, list) else (self.config["gpus_per_node"] or 1) if devices == "auto" else devices
-        nodes = trainer.get("num_nodes", 1)
+        devices, nodes = spec.trainer.get("devices", 1), spec.trainer.get("num_nodes", 1)
+        if isinstance(devices, list):
+            count = len(devices)
+        elif devices == "auto":  # Lightning takes every GPU the job has
+            count = self.config["gpus_per_node"] or 1
+        else:
+            count = devices
         if self.cluster == "local" and (count > 1 or nodes > 1):
             raise ConfigError(f"run {spec.run_id} uses {count} device(s) on {nodes} node(s): a local submitit job is one process; "
                               "use cluster slurm, or --launcher local (Lightning's own DDP) on this machine")

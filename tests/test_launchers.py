@@ -3,6 +3,7 @@ jobs named by run id, --resume decided before any job is submitted, and runs gro
 
 import contextlib
 import json
+import os
 import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ import yaml
 from benchmark.cli import main
 from benchmark.config import ConfigError, load_suite
 from benchmark.launchers import SubmititLauncher, waves
+from benchmark.schema import LauncherConfig
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -140,3 +142,20 @@ def test_submitit_waits_for_each_wave_and_skips_the_dependents_of_a_failed_run(t
     assert executor.waves == [["pre", "b"], ["c"], ["d"]]  # wave 1 in chunks of 2; `a` never submitted
     assert [(f.run_id, f.error, f.stderr) for f in failures] == [("pre", "ValueError: pre broke", "pre.err"),
                                                                 ("a", "not run: its prerequisite pre failed", None)]
+
+
+def test_a_slurm_job_asks_for_what_lightning_checks(tmp_path, monkeypatch):
+    (tmp_path / "srun").write_text("#!/bin/sh\n")  # submitit's SLURM executor only looks for srun; nothing is submitted
+    (tmp_path / "srun").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tmp_path}:{os.environ['PATH']}")
+    config = LauncherConfig(name="submitit", cluster="slurm", slurm_partition="gpu", gpus_per_node=4, cpus_per_task=8,
+                            max_parallel_jobs=3, slurm_additional_parameters={"account": "abc"}).model_dump()
+    launcher = SubmititLauncher(config, out_dir=tmp_path / "runs")
+    shape = launcher.job_shape(Fake("ddp", trainer={"devices": 4, "num_nodes": 2, "strategy": "ddp"}))
+    assert shape == (2, 4) and launcher.job_shape(Fake("auto", trainer={"devices": "auto"})) == (1, 4)
+    executor = launcher.executor()
+    executor.update_parameters(nodes=shape[0], tasks_per_node=shape[1])
+    script = executor._executor._make_submission_file_text("python -m x", "uid")  # the sbatch file submitit would send
+    for line in ("--nodes=2", "--ntasks-per-node=4", "--gpus-per-node=4", "--cpus-per-task=8", "--partition=gpu", "--account=abc", "--time=240"):
+        assert f"#SBATCH {line}\n" in script
+    assert executor._executor.parameters["array_parallelism"] == 3
