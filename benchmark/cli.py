@@ -37,9 +37,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--accelerator", help="Lightning accelerator: cpu, gpu, auto")
     run.add_argument("--devices", help="number of devices, or a list such as 0,1")
     run.add_argument("--strategy", help="Lightning strategy: auto, ddp, ddp_spawn, ...")
+    run.add_argument("--num-nodes", type=int, help="machines one run trains on (Lightning's num_nodes; SLURM or torchrun start the processes)")
     run.add_argument("--max-epochs", type=int, help="override every method's epochs")
     run.add_argument("--no-wandb", action="store_true", help="CSV logging only")
     run.add_argument("--resume", action="store_true", help="skip runs whose result file exists with the same configuration fingerprint (an interrupted suite goes on)")
+    jobs = run.add_argument_group("launcher", "how the runs are started (the suite's `launcher:` section; these flags override it)")
+    jobs.add_argument("--launcher", choices=["local", "submitit"], help="local: one after another in this process (default); submitit: each run as a job")
+    jobs.add_argument("--cluster", choices=["auto", "slurm", "local"], help="where submitit jobs run (auto: SLURM where sbatch exists, else local processes)")
+    jobs.add_argument("--jobs-folder", help="submitit's job files and logs (default: <out>/submitit)")
+    jobs.add_argument("--slurm-partition")
+    jobs.add_argument("--gpus-per-node", type=int)
+    jobs.add_argument("--cpus-per-task", type=int)
+    jobs.add_argument("--timeout-min", type=int, help="a job's time limit in minutes (default 240)")
+    jobs.add_argument("--max-parallel-jobs", type=int, help="jobs that run at once (default: as many as the cluster gives)")
+    jobs.add_argument("--slurm-param", action="append", metavar="KEY=VALUE", help="one more #SBATCH option, e.g. account=abc (repeatable)")
 
     board = commands.add_parser("leaderboard", help="rewrite the leaderboard from the result files")
     _common_out(board)
@@ -111,46 +122,71 @@ def _resume_reason(spec, out_dir: Path) -> str | None:
     return resume_reason(result_path(out_dir, spec.run_id), spec)
 
 
+def _launcher_config(args, suite) -> dict:
+    """The suite's ``launcher:`` section with the command line's launcher flags over it, validated."""
+    from benchmark.config import ConfigError, deep_merge
+    from benchmark.schema import LauncherConfig, validate
+
+    flags = {"name": args.launcher, "cluster": args.cluster, "folder": args.jobs_folder, "slurm_partition": args.slurm_partition,
+             "gpus_per_node": args.gpus_per_node, "cpus_per_task": args.cpus_per_task, "timeout_min": args.timeout_min,
+             "max_parallel_jobs": args.max_parallel_jobs}
+    flags = {key: value for key, value in flags.items() if value is not None}
+    for item in args.slurm_param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--slurm-param expects KEY=VALUE, got {item!r}")
+        flags.setdefault("slurm_additional_parameters", {})[key] = value
+    return validate(LauncherConfig, deep_merge(suite.raw["launcher"], flags), where=f"{args.suite} with the command line", section="launcher")
+
+
+def _to_run(specs: list, args) -> list:
+    """The runs to start: with --resume, those without a reusable result (decided here, before any job is submitted)."""
+    if not args.resume:
+        return list(specs)
+    pending = []
+    for spec in specs:
+        reason = _resume_reason(spec, args.out)
+        if reason is None:
+            log.info("%s: result exists with the same configuration, skipped (--resume)", spec.run_id)
+        else:
+            (log.info if reason == "no result yet" else log.warning)("%s: running again (--resume): %s", spec.run_id, reason)
+            pending.append(spec)
+    return pending
+
+
 def cmd_run(args) -> int:
     from pytorch_lightning.utilities import rank_zero_only
 
     from benchmark.config import load_suite
+    from benchmark.launchers import get_launcher
     from benchmark.leaderboard import write_leaderboard
     from benchmark.loggers import log_suite_summary
     from benchmark.results import read_result, result_path
-    from benchmark.runner import run_one
 
     target, note = _leaderboard_target(args)  # before any training: a run never ends unable to write its leaderboard
     if note and rank_zero_only.rank == 0:
         log.warning("%s", note)
-    overrides = {k: v for k, v in {"accelerator": args.accelerator, "devices": _devices(args.devices), "strategy": args.strategy, "max_epochs": args.max_epochs}.items() if v is not None}
-    suite = load_suite(args.suite, data_root=args.data_root, seeds=args.seeds, trainer_overrides=overrides)
+    overrides = {"accelerator": args.accelerator, "devices": _devices(args.devices), "strategy": args.strategy, "num_nodes": args.num_nodes, "max_epochs": args.max_epochs}
+    suite = load_suite(args.suite, data_root=args.data_root, seeds=args.seeds, trainer_overrides={k: v for k, v in overrides.items() if v is not None})
     if args.no_wandb:
         for spec in suite.runs:
             spec.logging = {**spec.logging, "wandb": False}
+    launcher = get_launcher(_launcher_config(args, suite), out_dir=args.out)
     log.info("suite %s: %d run(s)", suite.name, len(suite.runs))
-    for number, spec in enumerate(suite.runs, 1):
-        if args.resume:
-            reason = _resume_reason(spec, args.out)
-            if reason is None:
-                log.info("[%d/%d] %s: result exists with the same configuration, skipped (--resume)", number, len(suite.runs), spec.run_id)
-                continue
-            (log.info if reason == "no result yet" else log.warning)("[%d/%d] %s: running again (--resume): %s", number, len(suite.runs), spec.run_id, reason)
-        log.info("[%d/%d] %s", number, len(suite.runs), spec.run_id)
-        result = run_one(spec, out_dir=args.out, cache_dir=args.cache_dir, command=args.command_line)
-        if result is not None:
-            metrics = result["metrics"]
-            log.info("%s: test accuracy %s, macro AUROC %s", spec.run_id, _fmt(metrics.get("accuracy")), _fmt(metrics.get("auroc")))
+    specs = _to_run(suite.runs, args)
+    done = {spec.run_id for spec in suite.runs} - {spec.run_id for spec in specs}
+    failures = launcher.launch(specs, done=done, options={"out_dir": args.out, "cache_dir": args.cache_dir, "command": args.command_line})
     if rank_zero_only.rank == 0:
-        path = write_leaderboard(args.out, target, replace=args.replace_leaderboard)
-        print(f"leaderboard written: {path}" + (f" ({note})" if note else ""))
+        if (args.out / "results").is_dir():  # once, after every run (and every job) has finished
+            path = write_leaderboard(args.out, target, replace=args.replace_leaderboard)
+            print(f"leaderboard written: {path}" + (f" ({note})" if note else ""))
         log_suite_summary([r for s in suite.runs if (r := read_result(result_path(args.out, s.run_id))[0])],  # resumed runs too
                           {"wandb": False} if args.no_wandb else suite.raw["logging"], suite.name, log_dir=args.out / "logs" / "suites" / suite.name)
-    return 0
-
-
-def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+        for failure in failures:
+            print(f"error: {failure}", file=sys.stderr)
+        if failures:
+            print(f"error: {len(failures)} of {len(specs)} run(s) failed; finished runs are kept (--resume goes on)", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def cmd_leaderboard(args) -> int:

@@ -388,6 +388,23 @@ class StatisticsOptions(Section):
     method: Literal["percentile", "BCa"] = "percentile"
 
 
+class LauncherConfig(Section):
+    """How a suite's runs are started (benchmark/launchers.py): ``local`` trains them one after another in this
+    process (every rank of a DDP run goes through the same loop); ``submitit`` submits each run as a job, on SLURM or
+    as local processes (``cluster``; ``auto``: SLURM where ``sbatch`` exists). The other keys are the jobs'
+    resources (submitit's names); they change how a run is started, never what it computes (not in its fingerprint)."""
+
+    name: Literal["local", "submitit"] = "local"
+    cluster: Literal["auto", "slurm", "local"] = "auto"
+    folder: str | None = None  # submitit's job files and logs; None: <out>/submitit
+    slurm_partition: str | None = None
+    gpus_per_node: NonNegativeInt = 0
+    cpus_per_task: PositiveInt | None = None  # None: the cluster's default
+    timeout_min: PositiveInt = 240
+    max_parallel_jobs: PositiveInt | None = None  # None: no limit but the cluster's
+    slurm_additional_parameters: dict[str, Any] = {}  # more #SBATCH lines, e.g. {account: abc, mem: 64G}
+
+
 class SuiteFile(Section):
     """A suite; its ``data:`` and ``trainer:`` override every method's and are checked key by key."""
 
@@ -404,6 +421,7 @@ class SuiteFile(Section):
     leaderboard: LeaderboardOptions = LeaderboardOptions()
     logging: LoggingOptions = LoggingOptions()
     statistics: StatisticsOptions = StatisticsOptions()
+    launcher: LauncherConfig = LauncherConfig()
 
 
 # ----- the claims table (configs/claims.yaml, benchmark/claims.py) -----
