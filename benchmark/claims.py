@@ -1,4 +1,4 @@
-"""The claims table: each paper's headline claim (configs/claims.yaml) re-tested on the shared split.
+"""The claims table: each paper's headline claim (configs/claims/papers.yaml) re-tested on the shared split.
 
 A comparison claim ``a > b`` is tested paired: both methods' test predictions on the same images, the difference
 of the metric with a patient-level paired bootstrap CI (benchmark/statistics.py; DeLong's test beside it for an
@@ -20,7 +20,7 @@ import yaml
 from benchmark.results import table_key
 from benchmark.statistics import DEFAULT_RESAMPLES, bootstrap_metrics, ci_text, paired_difference
 
-DEFAULT_CLAIMS = Path(__file__).resolve().parent.parent / "configs" / "claims.yaml"
+DEFAULT_CLAIMS = Path(__file__).resolve().parent.parent / "configs" / "claims" / "papers.yaml"
 QUICK_SUFFIX = "_quick"
 
 

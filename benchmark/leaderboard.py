@@ -310,7 +310,7 @@ def render(results: list[dict[str, Any]], *, source: str, store: str | None = No
            claims: list[dict] | None = None, external: list[dict] | None = None) -> str:
     """The leaderboard page of ``results`` read from ``source``; ``store`` (default ``source``) is the results store
     recorded for the same-store check, relative to the page's folder; ``skipped`` lists (file, reason) left out;
-    ``claims`` (configs/claims.yaml) adds the claims table, ``external`` the external test sets' table."""
+    ``claims`` (configs/claims/papers.yaml) adds the claims table, ``external`` the external test sets' table."""
     lines = ["# CXR-Bench leaderboard", "", f"<!-- cxr-bench results store: {store or source} -->", ""]
     lines.append(f"Generated from {len(results)} result file(s) in `{source}` by `python -m benchmark leaderboard --out {Path(source).parent}`; "
                  "`make benchmark` reruns the default suite and rewrites this file. Do not edit by hand.")

@@ -424,7 +424,7 @@ class SuiteFile(Section):
     launcher: LauncherConfig = LauncherConfig()
 
 
-# ----- the claims table (configs/claims.yaml, benchmark/claims.py) -----
+# ----- the claims table (configs/claims/papers.yaml, benchmark/claims.py) -----
 class ClaimComparison(Section):
     """The claim is ``a > b`` on ``metric``, tested paired on the same test images."""
 
