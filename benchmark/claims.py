@@ -88,6 +88,13 @@ def prediction_arrays(runs: list[dict], classes: list[str], multilabel: bool, im
     return scores, labels, reference["patient_id"].astype(str).to_numpy(), order
 
 
+def _p(value: float, resamples: int | None = None) -> str:
+    """A p-value as text; a bootstrap p of 0 only says p < 1/resamples."""
+    if resamples and value * resamples < 1:
+        return f"p < {1 / resamples:.0e}" if resamples >= 1000 else f"p < {1 / resamples:.3f}"
+    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
+
+
 def _value(summary: dict, metric: str) -> str:
     return ci_text(summary["metrics"].get(metric), summary["ci"].get(metric))
 
@@ -114,9 +121,9 @@ def _compare_row(claim: dict, runs_a: list[dict], runs_b: list[dict], n_resample
     else:
         verdict = "inconclusive (CI crosses 0)"
     delong = paired.get("delong")
-    difference = ci_text(paired["difference"], paired["ci"]) + (f", p = {paired['p_value']:.3f}" if paired.get("p_value") is not None else "")
+    difference = ci_text(paired["difference"], paired["ci"]) + (f", {_p(paired['p_value'], n_resamples)}" if paired.get("p_value") is not None else "")
     if delong:
-        difference += f"; DeLong p = {delong['p_value']:.3f}"
+        difference += f"; DeLong {_p(delong['p_value'])}"
     ours = f"{test['a']}: {_value(a, test['metric'])}; {test['b']}: {_value(b, test['metric'])}"
     return {"ours": ours, "difference": difference, "verdict": verdict}
 

@@ -93,8 +93,9 @@ def _images(name: str, root: Path | None, options: dict, *, image_size: int, cac
 
 def evaluate_external(run: TrainedRun, name: str, *, root: str | Path | None = None, options: dict | None = None,
                       label_map: dict | None = None, duplicates: str = "exclude", cache_dir: Path, command: str | None = None,
-                      where: str = "evaluate") -> dict[str, Any]:
-    """Score ``run`` on every image of dataset ``name``; write and return the external result."""
+                      where: str = "evaluate", title: str | None = None) -> dict[str, Any]:
+    """Score ``run`` on every image of dataset ``name``; write and return the external result (``title``: how
+    tables name the set, default its file name)."""
     if duplicates not in DUPLICATE_POLICIES:
         raise ConfigError(f"{where}: duplicates={duplicates!r}; use one of {', '.join(DUPLICATE_POLICIES)}")
     root = resolve_root(name, root, where=where)
@@ -148,6 +149,7 @@ def evaluate_external(run: TrainedRun, name: str, *, root: str | Path | None = N
     result = {
         "kind": "external",
         "set_name": stem,
+        "title": title or stem,
         "run": describe_run(run),
         "run_id": run.run_id,
         "config_fingerprint": run.result.get("config_fingerprint"),
@@ -194,5 +196,5 @@ def evaluate_suite_externals(spec, result_file: Path, *, cache_dir: Path, datamo
             continue
         results.append(evaluate_external(run, entry["name"], root=entry.get("root"), options=entry.get("options"), label_map=entry.get("label_map"),
                                          duplicates=entry.get("duplicates", "exclude"), cache_dir=cache_dir, command=command,
-                                         where=f"suite {spec.suite}: external {entry['name']}"))
+                                         where=f"suite {spec.suite}: external {entry['name']}", title=entry.get("title")))
     return results

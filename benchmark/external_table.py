@@ -92,4 +92,4 @@ def external_section(results: list[dict], external_results: list[dict]) -> list[
 
 
 def _set_name(ext: dict) -> str:
-    return ext.get("set_name") or ext["external_dataset"]["name"]
+    return ext.get("title") or ext.get("set_name") or ext["external_dataset"]["name"]

@@ -346,6 +346,7 @@ class ExternalEntry(Section):
     the run's train/val images."""
 
     name: str
+    title: str | None = None  # how the leaderboard names the set (default: the dataset and what differs from its defaults)
     root: str | None = None
     options: dict[str, Any] = {}
     label_map: dict[str, str | None] | None = None
