@@ -224,9 +224,9 @@ def cmd_data_report(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from benchmark.external import evaluate_result_file
-    from benchmark.external_report import format_external
-    from benchmark.external_run import find_result_file
+    from benchmark.external.evaluate_set import evaluate_result_file
+    from benchmark.external.report import format_external
+    from benchmark.external.trained_run import find_result_file
 
     result = evaluate_result_file(find_result_file(args.run), args.dataset, root=args.root, options=args.options, label_map=args.label_map,
                                   duplicates="keep" if args.keep_duplicates else "exclude", cache_dir=args.cache_dir, command=args.command_line)

@@ -116,7 +116,7 @@ class RunSpec:
     grid_search: dict[str, Any] | None = None
     leaderboard: dict[str, Any] = field(default_factory=dict)
     statistics: dict[str, Any] = field(default_factory=dict)  # bootstrap settings of the test metrics' CIs
-    external: list[dict[str, Any]] = field(default_factory=list)  # test sets scored after the run (benchmark/external.py)
+    external: list[dict[str, Any]] = field(default_factory=list)  # test sets scored after the run (benchmark/external/evaluate_set.py)
 
     @property
     def run_id(self) -> str:
@@ -288,7 +288,7 @@ def _dataset_entry(entry: Any, path: Path, data_root: str | Path | None, raw: di
 def _external_entry(entry: Any, path: Path, data_root: str | Path | None, raw: dict) -> dict:
     """An ``external:`` test set with its folder found now (``root``, else under the data root), so a wrong path
     fails before any training. Without any data root, a suite that runs on the phantoms skips it (logged)."""
-    from benchmark.external import check_options, resolve_root
+    from benchmark.external.evaluate_set import check_options, resolve_root
 
     entry = {"name": entry} if isinstance(entry, str) else {k: v for k, v in entry.items() if v is not None}
     where = f"{path}: external.{entry['name']}"

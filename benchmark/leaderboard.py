@@ -342,7 +342,7 @@ def render(results: list[dict[str, Any]], *, source: str, store: str | None = No
     for key in sorted(groups, key=lambda k: (not groups[k][0]["dataset"].get("synthetic"), k[0], k[1], -len(k[3]), k)):
         lines += _group_section(groups[key], link_base)
     if external:
-        from benchmark.external_table import external_section
+        from benchmark.external.table import external_section
 
         lines += external_section(results, external)
     if claims is not None:
@@ -406,6 +406,6 @@ def write_leaderboard(out_dir: Path, leaderboard_path: Path, *, replace: bool = 
 
 
 def _external_results(out_dir: Path) -> list[dict]:
-    from benchmark.external_table import read_external_results
+    from benchmark.external.table import read_external_results
 
     return read_external_results(out_dir)

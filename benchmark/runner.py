@@ -210,8 +210,8 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None)
     if spec.leaderboard:
         result["leaderboard_options"] = spec.leaderboard
     write_result(result_path(out_dir, spec.run_id), result)
-    if getattr(spec, "external", None):  # the suite's external test sets, scored with this run's checkpoint (benchmark/external.py)
-        from benchmark.external import evaluate_suite_externals
+    if getattr(spec, "external", None):  # the suite's external test sets, scored with this run's checkpoint (benchmark/external/evaluate_set.py)
+        from benchmark.external.evaluate_set import evaluate_suite_externals
 
         evaluate_suite_externals(spec, result_path(out_dir, spec.run_id), cache_dir=cache_dir, datamodule=datamodule, command=command)
     return result

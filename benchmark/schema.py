@@ -340,7 +340,7 @@ class DatasetEntry(Section):
 
 
 class ExternalEntry(Section):
-    """An external test set every run of the suite is scored on after its own test (benchmark/external.py): the
+    """An external test set every run of the suite is scored on after its own test (benchmark/external/evaluate_set.py): the
     dataset's folder (``root``, else found under --data-root), reader ``options``, a ``label_map`` {its label: run
     class or null} over the default (same names, then the run's class_map), and what to do with images that copy
     the run's train/val images."""

@@ -13,8 +13,8 @@ import yaml
 
 from benchmark.cli import main
 from benchmark.config import ConfigError, load_suite
-from benchmark.external_labels import map_labels
-from benchmark.external_table import external_section, read_external_results
+from benchmark.external.labels import map_labels
+from benchmark.external.table import external_section, read_external_results
 from benchmark.results import load_results
 from tests.conftest import load_maker
 

@@ -1,5 +1,5 @@
 """What an external evaluation writes: its set name, counts per class, the duplicate report, the predictions CSV
-and the console summary (benchmark/external.py computes them)."""
+and the console summary (benchmark/external/evaluate_set.py computes them)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from benchmark.external_duplicates import PAIR_KEYS
+from benchmark.external.duplicates import PAIR_KEYS
 from benchmark.results import fingerprint
 from datamodules.atomic import atomic_path
 from datamodules.duplicates import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_CORRELATION

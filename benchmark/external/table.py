@@ -14,7 +14,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmark.external import EXTERNAL_DIR
+from benchmark.external.evaluate_set import EXTERNAL_DIR
 from benchmark.results import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)

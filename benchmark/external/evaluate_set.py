@@ -2,8 +2,8 @@
 and a suite's ``external:`` list at the end of every run).
 
 The external dataset's reader lists its images (stage 1) and they are cached at the run's image size (stage 3);
-their labels are mapped onto the run's classes (external_labels.py); images that copy one of the run's train/val
-images are found (external_duplicates.py) and, by default, left out; the rest go through the run's eval transform
+their labels are mapped onto the run's classes (labels.py); images that copy one of the run's train/val
+images are found (duplicates.py) and, by default, left out; the rest go through the run's eval transform
 (its training split's normalisation) into the tested best checkpoint, scored by the method's own ``test_step``
 (the siamese net against class templates of the run's training split), and measured by the same
 ``benchmark.evaluate`` as the internal test. Every image left out is counted by reason.
@@ -21,11 +21,11 @@ from typing import Any
 
 from benchmark.config import ConfigError
 from benchmark.evaluate import evaluate
-from benchmark.external_duplicates import train_val_duplicates
-from benchmark.external_labels import check_label_map, map_findings, map_labels
-from benchmark.external_metrics import external_intervals, present_class_metrics
-from benchmark.external_report import duplicate_report, fmt, per_class, set_name, write_predictions
-from benchmark.external_run import TrainedRun, describe_run, load_run, score
+from benchmark.external.duplicates import train_val_duplicates
+from benchmark.external.labels import check_label_map, map_findings, map_labels
+from benchmark.external.metrics import external_intervals, present_class_metrics
+from benchmark.external.report import duplicate_report, fmt, per_class, set_name, write_predictions
+from benchmark.external.trained_run import TrainedRun, describe_run, load_run, score
 from benchmark.results import write_result
 from datamodules.cache import ImageCache
 from datamodules.locking import file_lock
@@ -179,7 +179,7 @@ def evaluate_external(run: TrainedRun, name: str, *, root: str | Path | None = N
 
 
 def evaluate_result_file(result_file: str | Path, name: str, *, cache_dir: Path, **kwargs) -> dict[str, Any]:
-    """``python -m benchmark evaluate``: read the run back (``external_run.load_run``) and score it on ``name``."""
+    """``python -m benchmark evaluate``: read the run back (``trained_run.load_run``) and score it on ``name``."""
     return evaluate_external(load_run(result_file, cache_dir=cache_dir), name, cache_dir=cache_dir, **kwargs)
 
 
