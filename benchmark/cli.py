@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--strategy", help="Lightning strategy: auto, ddp, ddp_spawn, ...")
     run.add_argument("--max-epochs", type=int, help="override every method's epochs")
     run.add_argument("--no-wandb", action="store_true", help="CSV logging only")
-    run.add_argument("--resume", action="store_true", help="skip runs whose result file exists with the same configuration fingerprint (an interrupted suite goes on)")
+    run.add_argument("--resume", action="store_true", help="skip runs whose result file exists with the same configuration fingerprint and continue an interrupted run from its last checkpoint (an interrupted suite goes on)")
 
     board = commands.add_parser("leaderboard", help="rewrite the leaderboard from the result files")
     _common_out(board)
@@ -124,7 +124,7 @@ def cmd_run(args) -> int:
                 continue
             (log.info if reason == "no result yet" else log.warning)("[%d/%d] %s: running again (--resume): %s", number, len(suite.runs), spec.run_id, reason)
         log.info("[%d/%d] %s", number, len(suite.runs), spec.run_id)
-        result = run_one(spec, out_dir=args.out, cache_dir=args.cache_dir, command=args.command_line)
+        result = run_one(spec, out_dir=args.out, cache_dir=args.cache_dir, command=args.command_line, resume=args.resume)
         if result is not None:
             metrics = result["metrics"]
             log.info("%s: test accuracy %s, macro AUROC %s", spec.run_id, _fmt(metrics.get("accuracy")), _fmt(metrics.get("auroc")))
