@@ -29,7 +29,7 @@ from datamodules.readers.base import DatasetNotFoundError, Reader
 from datamodules.sampling import PairSampling, pair_loader, train_sampler
 from datamodules.split_read import read_split
 from datamodules.splits import EXCLUDED, SPLITS, assert_patient_disjoint, assign_splits, read_split_csv, write_split_csv
-from datamodules.transforms import build_transform
+from datamodules.transforms import build_transform, generator_states, set_generator_states
 
 log = logging.getLogger(__name__)
 FIXED_SPLIT_CLASH = "duplicate_or_patient_of_fixed_split"
@@ -276,18 +276,14 @@ class CXRDataModule(pl.LightningDataModule):
         state: dict[str, Any] = {}
         if isinstance(getattr(self._train_sampler, "epoch", None), int):
             state["sampler_epoch"] = self._train_sampler.epoch
-        transform = self.datasets["train"].transform if self.datasets else None
-        if getattr(transform, "random_generator", None) is not None:
-            state["augmentation"] = {"numpy": transform.random_generator.bit_generator.state, "python": transform.py_random.getstate()}
+        if self.datasets:
+            state["augmentation"] = generator_states(self.datasets["train"].transform)
         return state
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._restored_epoch = state_dict.get("sampler_epoch")  # for the sampler the next train_dataloader() builds
-        augmentation = state_dict.get("augmentation")
-        if augmentation and self.datasets:
-            transform = self.datasets["train"].transform  # its steps share these generators: set them in place
-            transform.random_generator.bit_generator.state = augmentation["numpy"]
-            transform.py_random.setstate(augmentation["python"])
+        if state_dict.get("augmentation") and self.datasets:
+            set_generator_states(self.datasets["train"].transform, state_dict["augmentation"])
 
     def train_eval_dataloader(self) -> DataLoader:
         """The train split in order with eval transforms (class templates, feature extraction, t-SNE)."""

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import pytest
 import torch
 import yaml
 
@@ -153,3 +154,36 @@ def test_which_checkpoint_is_resumed(tmp_path, caplog):
         shutil.copytree(tmp_path / "checkpoints", moved / "checkpoints")
         shutil.copy(tmp_path / "run.json", moved / "run.json")
         assert checkpoint_to_resume(moved, spec) is None and f"it was written in {last.parent}, not {moved / 'checkpoints'}" in caplog.text
+
+
+@pytest.mark.parametrize("options", [{"balanced_sampling": "undersample", "augmentation": "flip_rotate"}, {"pair_sampling": {"pairs_per_epoch": 8}}])
+def test_datamodule_state_continues_the_training_draw(radiography_root, tmp_path, options):
+    """The DataModule's checkpoint state: a new DataModule given it draws the next epoch as the old one does
+    (sampler epoch, augmentation generators), not the first epoch again."""
+    from datamodules import DATAMODULES
+
+    def datamodule():
+        dm = DATAMODULES["covid19_radiography"](radiography_root, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits", image_size=32,
+                                                batch_size=4, val_fraction=0.2, test_fraction=0.2, **options)
+        dm.setup()
+        return dm
+
+    def epoch(loader):
+        return [(batch["index"].tolist(), batch["image"]) for batch in loader]
+
+    old = datamodule()
+    loader = old.train_dataloader()
+    first = epoch(loader)
+    state = torch.load(_saved(state := old.state_dict(), tmp_path), weights_only=True)  # as a checkpoint holds it
+    second = epoch(loader)
+    new = datamodule()
+    new.load_state_dict(state)
+    resumed = epoch(new.train_dataloader())
+    assert [i for i, _ in resumed] == [i for i, _ in second] != [i for i, _ in first]
+    assert all(torch.equal(a, b) for (_, a), (_, b) in zip(resumed, second))
+
+
+def _saved(state: dict, tmp_path: Path) -> Path:
+    path = tmp_path / "state.pt"
+    torch.save(state, path)
+    return path
