@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmark run | leaderboard | data-report | download | list``."""
+"""Command line: ``python -m benchmark run | leaderboard | data-report | evaluate | download | list``."""
 
 from __future__ import annotations
 
@@ -37,9 +37,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--accelerator", help="Lightning accelerator: cpu, gpu, auto")
     run.add_argument("--devices", help="number of devices, or a list such as 0,1")
     run.add_argument("--strategy", help="Lightning strategy: auto, ddp, ddp_spawn, ...")
+    run.add_argument("--num-nodes", type=int, help="machines one run trains on (Lightning's num_nodes; SLURM or torchrun start the processes)")
     run.add_argument("--max-epochs", type=int, help="override every method's epochs")
     run.add_argument("--no-wandb", action="store_true", help="CSV logging only")
     run.add_argument("--resume", action="store_true", help="skip runs whose result file exists with the same configuration fingerprint and continue an interrupted run from its last checkpoint (an interrupted suite goes on)")
+    jobs = run.add_argument_group("launcher", "how the runs are started (the suite's `launcher:` section; these flags override it)")
+    jobs.add_argument("--launcher", choices=["local", "submitit"], help="local: one after another in this process (default); submitit: each run as a job")
+    jobs.add_argument("--cluster", choices=["auto", "slurm", "local"], help="where submitit jobs run (auto: SLURM where sbatch exists, else local processes)")
+    jobs.add_argument("--jobs-folder", help="submitit's job files and logs (default: <out>/submitit)")
+    jobs.add_argument("--slurm-partition")
+    jobs.add_argument("--gpus-per-node", type=int)
+    jobs.add_argument("--cpus-per-task", type=int)
+    jobs.add_argument("--timeout-min", type=int, help="a job's time limit in minutes (default 240)")
+    jobs.add_argument("--max-parallel-jobs", type=int, help="jobs that run at once (default: as many as the cluster gives)")
+    jobs.add_argument("--slurm-param", action="append", metavar="KEY=VALUE", help="one more #SBATCH option, e.g. account=abc (repeatable)")
 
     board = commands.add_parser("leaderboard", help="rewrite the leaderboard from the result files")
     _common_out(board)
@@ -57,6 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--max-distance", type=int, default=None, help="pHash bits that may differ for a near duplicate (default 8)")
     report.add_argument("--min-correlation", type=float, default=None, help="pixel correlation a near duplicate needs (default 0.95)")
     report.add_argument("--json", action="store_true", help="print the report as JSON (keys: benchmark/data_report.py)")
+
+    external = commands.add_parser("evaluate", help="score a trained run on every image of another dataset (an external test set)")
+    external.add_argument("run", type=Path, help="the run's result file (<out>/results/<dataset>/<method>/seed<k>.json) or its run folder")
+    external.add_argument("--dataset", required=True, help="the external dataset's name (see `list`)")
+    external.add_argument("--root", type=Path, help="its folder, or a data root holding it (not needed for the phantoms)")
+    external.add_argument("--options", type=json.loads, default=None, help="its reader options as a JSON object, as in a suite's dataset entry")
+    external.add_argument("--label-map", type=json.loads, default=None,
+                          help='JSON {external label: run class or null}, "*" for every other label (default: same names, then the run\'s class_map)')
+    external.add_argument("--keep-duplicates", action="store_true", help="score images that copy the run's train/val images too (default: left out, counted)")
+    external.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="preprocessing cache (default: .cache/cxrbench or $CXRBENCH_CACHE)")
+    external.add_argument("--json", action="store_true", help="print the external result as JSON (written to <out>/external/<run_id>/<dataset>.json)")
 
     fetch = commands.add_parser("download", help="download the public datasets (make data); print how to get the others")
     fetch.add_argument("--data-root", type=Path, default=Path("data"), help="where the datasets go (default: ./data)")
@@ -100,42 +122,71 @@ def _resume_reason(spec, out_dir: Path) -> str | None:
     return resume_reason(result_path(out_dir, spec.run_id), spec)
 
 
+def _launcher_config(args, suite) -> dict:
+    """The suite's ``launcher:`` section with the command line's launcher flags over it, validated."""
+    from benchmark.config import ConfigError, deep_merge
+    from benchmark.schema import LauncherConfig, validate
+
+    flags = {"name": args.launcher, "cluster": args.cluster, "folder": args.jobs_folder, "slurm_partition": args.slurm_partition,
+             "gpus_per_node": args.gpus_per_node, "cpus_per_task": args.cpus_per_task, "timeout_min": args.timeout_min,
+             "max_parallel_jobs": args.max_parallel_jobs}
+    flags = {key: value for key, value in flags.items() if value is not None}
+    for item in args.slurm_param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--slurm-param expects KEY=VALUE, got {item!r}")
+        flags.setdefault("slurm_additional_parameters", {})[key] = value
+    return validate(LauncherConfig, deep_merge(suite.raw["launcher"], flags), where=f"{args.suite} with the command line", section="launcher")
+
+
+def _to_run(specs: list, args) -> list:
+    """The runs to start: with --resume, those without a reusable result (decided here, before any job is submitted)."""
+    if not args.resume:
+        return list(specs)
+    pending = []
+    for spec in specs:
+        reason = _resume_reason(spec, args.out)
+        if reason is None:
+            log.info("%s: result exists with the same configuration, skipped (--resume)", spec.run_id)
+        else:
+            (log.info if reason == "no result yet" else log.warning)("%s: running again (--resume): %s", spec.run_id, reason)
+            pending.append(spec)
+    return pending
+
+
 def cmd_run(args) -> int:
     from pytorch_lightning.utilities import rank_zero_only
 
     from benchmark.config import load_suite
+    from benchmark.launchers import get_launcher
     from benchmark.leaderboard import write_leaderboard
-    from benchmark.runner import run_one
+    from benchmark.loggers import log_suite_summary
+    from benchmark.results import read_result, result_path
 
     target, note = _leaderboard_target(args)  # before any training: a run never ends unable to write its leaderboard
     if note and rank_zero_only.rank == 0:
         log.warning("%s", note)
-    overrides = {k: v for k, v in {"accelerator": args.accelerator, "devices": _devices(args.devices), "strategy": args.strategy, "max_epochs": args.max_epochs}.items() if v is not None}
-    suite = load_suite(args.suite, data_root=args.data_root, seeds=args.seeds, trainer_overrides=overrides)
+    overrides = {"accelerator": args.accelerator, "devices": _devices(args.devices), "strategy": args.strategy, "num_nodes": args.num_nodes, "max_epochs": args.max_epochs}
+    suite = load_suite(args.suite, data_root=args.data_root, seeds=args.seeds, trainer_overrides={k: v for k, v in overrides.items() if v is not None})
     if args.no_wandb:
         for spec in suite.runs:
             spec.logging = {**spec.logging, "wandb": False}
+    launcher = get_launcher(_launcher_config(args, suite), out_dir=args.out)
     log.info("suite %s: %d run(s)", suite.name, len(suite.runs))
-    for number, spec in enumerate(suite.runs, 1):
-        if args.resume:
-            reason = _resume_reason(spec, args.out)
-            if reason is None:
-                log.info("[%d/%d] %s: result exists with the same configuration, skipped (--resume)", number, len(suite.runs), spec.run_id)
-                continue
-            (log.info if reason == "no result yet" else log.warning)("[%d/%d] %s: running again (--resume): %s", number, len(suite.runs), spec.run_id, reason)
-        log.info("[%d/%d] %s", number, len(suite.runs), spec.run_id)
-        result = run_one(spec, out_dir=args.out, cache_dir=args.cache_dir, command=args.command_line, resume=args.resume)
-        if result is not None:
-            metrics = result["metrics"]
-            log.info("%s: test accuracy %s, macro AUROC %s", spec.run_id, _fmt(metrics.get("accuracy")), _fmt(metrics.get("auroc")))
+    specs = _to_run(suite.runs, args)
+    done = {spec.run_id for spec in suite.runs} - {spec.run_id for spec in specs}
+    failures = launcher.launch(specs, done=done, options={"out_dir": args.out, "cache_dir": args.cache_dir, "command": args.command_line, "resume": args.resume})
     if rank_zero_only.rank == 0:
-        path = write_leaderboard(args.out, target, replace=args.replace_leaderboard)
-        print(f"leaderboard written: {path}" + (f" ({note})" if note else ""))
-    return 0
-
-
-def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.3f}"
+        if (args.out / "results").is_dir():  # once, after every run (and every job) has finished
+            path = write_leaderboard(args.out, target, replace=args.replace_leaderboard)
+            print(f"leaderboard written: {path}" + (f" ({note})" if note else ""))
+        log_suite_summary([r for s in suite.runs if (r := read_result(result_path(args.out, s.run_id))[0])],  # resumed runs too
+                          {"wandb": False} if args.no_wandb else suite.raw["logging"], suite.name, log_dir=args.out / "logs" / "suites" / suite.name)
+        for failure in failures:
+            print(f"error: {failure}", file=sys.stderr)
+        if failures:
+            print(f"error: {len(failures)} of {len(specs)} run(s) failed; finished runs are kept (--resume goes on)", file=sys.stderr)
+    return 1 if failures else 0
 
 
 def cmd_leaderboard(args) -> int:
@@ -169,6 +220,20 @@ def cmd_data_report(args) -> int:
         min_correlation=DEFAULT_MIN_CORRELATION if args.min_correlation is None else args.min_correlation,
     )
     print(json.dumps(report, indent=2) if args.json else format_report(report))
+    return 0
+
+
+def cmd_evaluate(args) -> int:
+    from benchmark.external.evaluate_set import evaluate_result_file
+    from benchmark.external.report import format_external
+    from benchmark.external.trained_run import find_result_file
+
+    result = evaluate_result_file(find_result_file(args.run), args.dataset, root=args.root, options=args.options, label_map=args.label_map,
+                                  duplicates="keep" if args.keep_duplicates else "exclude", cache_dir=args.cache_dir, command=args.command_line)
+    if args.json:  # the file as written (strict JSON: undefined metrics are null), and where it is
+        print(json.dumps({**json.loads(Path(result["_file"]).read_text(encoding="utf-8")), "_file": result["_file"]}, indent=2))
+    else:
+        print(format_external(result))
     return 0
 
 
@@ -212,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     # the command a result cites; --resume only decides which runs happen, not what they compute
     args.command_line = " ".join(["python -m benchmark"] + [shlex.quote(a) for a in argv if a != "--resume"])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"run": cmd_run, "leaderboard": cmd_leaderboard, "data-report": cmd_data_report, "download": cmd_download, "list": cmd_list}
+    handlers = {"run": cmd_run, "leaderboard": cmd_leaderboard, "data-report": cmd_data_report, "evaluate": cmd_evaluate, "download": cmd_download, "list": cmd_list}
     try:
         return handlers[args.command](args)
     except (ConfigError, DatasetNotFoundError, ManifestError, LeakageError, StartWeightsError) as error:

@@ -115,6 +115,8 @@ class RunSpec:
     logging: dict[str, Any] = field(default_factory=dict)
     grid_search: dict[str, Any] | None = None
     leaderboard: dict[str, Any] = field(default_factory=dict)
+    statistics: dict[str, Any] = field(default_factory=dict)  # bootstrap settings of the test metrics' CIs
+    external: list[dict[str, Any]] = field(default_factory=list)  # test sets scored after the run (benchmark/external/evaluate_set.py)
 
     @property
     def run_id(self) -> str:
@@ -146,6 +148,7 @@ def load_suite(path: str | Path, *, data_root: str | Path | None = None, seeds: 
     methods = [load_method(path.parent / m) for m in raw["methods"]]
     run_seeds = seeds if seeds is not None else raw["seeds"]
     leaderboard = {k: v for k, v in raw["leaderboard"].items() if v is not None}
+    external = [_external_entry(entry, path, data_root, raw) for entry in raw["external"]]
     runs = []
     for dataset in datasets:
         for method in methods:
@@ -160,7 +163,8 @@ def load_suite(path: str | Path, *, data_root: str | Path | None = None, seeds: 
             grid = _grid_search(raw.get("grid_search"), method, path)
             for seed in run_seeds:
                 spec = RunSpec(name, dataset, method, int(seed), data, trainer, raw["logging"],
-                               grid_search=copy.deepcopy(grid), leaderboard=copy.deepcopy(leaderboard))
+                               grid_search=copy.deepcopy(grid), leaderboard=copy.deepcopy(leaderboard),
+                               statistics=dict(raw["statistics"]), external=copy.deepcopy(external))
                 runs.append(spec)
             if grid:
                 _validate_grid_points(runs[-1], grid, where=f"{method['file']} grid_search")
@@ -279,3 +283,19 @@ def _dataset_entry(entry: Any, path: Path, data_root: str | Path | None, raw: di
     # the options go to the DataModule that runs (the phantoms, where they stand in for a dataset)
     options = dataset_options(DATAMODULES[entry["name"]], entry.pop("options", None) or {}, where=f"{path}: datasets.{entry.get('stands_in_for', entry['name'])}.options")
     return {**entry, "options": options} if options else entry
+
+
+def _external_entry(entry: Any, path: Path, data_root: str | Path | None, raw: dict) -> dict:
+    """An ``external:`` test set with its folder found now (``root``, else under the data root), so a wrong path
+    fails before any training. Without any data root, a suite that runs on the phantoms skips it (logged)."""
+    from benchmark.external.evaluate_set import check_options, resolve_root
+
+    entry = {"name": entry} if isinstance(entry, str) else {k: v for k, v in entry.items() if v is not None}
+    where = f"{path}: external.{entry['name']}"
+    root = entry.get("root") or data_root
+    if root is None and raw.get("synthetic_without_data_root") and entry["name"] != "synthetic":
+        return {**entry, "skipped": "no data root (--data-root DIR); the suite runs on the phantoms"}
+    located = resolve_root(entry["name"], root, where=where)
+    entry["root"] = None if located is None else str(located)
+    entry["options"] = check_options(entry["name"], entry.get("options"), where=f"{where}.options")
+    return entry

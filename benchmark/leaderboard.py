@@ -8,9 +8,12 @@ A suite may ask for the weighted-CE paper's Gain table (section VI.C) with ``lea
 <method id>, positive: COVID-19}}``: sensitivity, specificity, bACC = (sens + spec) / 2 and PPCR of the positive
 class, and Gain = relative change of (bACC + PPCR) / 2 against the reference row. It is added under the table
 that holds the reference row (without a reference, under every binary table of the positive class). Table II's
-PPCR values are not (TP + FP) / N as section VI.C defines PPCR: they equal the accuracy (TP + TN) / N on every
-row we checked, and its Gain column is computed from them. ``ppcr: as_tabulated`` scores with that accuracy
-(to compare with Table II); the default ``as_defined`` uses the defined PPCR. Both columns are shown.
+own reference is a row that is not re-run here (Minaee et al.'s SqueezeNet, 0.97675): ``reference_score`` gives
+such a fixed score, shown as a second Gain column. Table II's PPCR values are not (TP + FP) / N as section VI.C
+defines PPCR: they equal the accuracy (TP + TN) / N to rounding on 18 of its 20 network rows (not ResNet-50
+CheXpert beta 0.75 of the augmented block, nor ACNN beta 0.75 of the combined block), and its Gain column is
+computed from them. ``ppcr: as_tabulated`` scores with that accuracy (to compare with Table II); the default
+``as_defined`` uses the defined PPCR. Both columns are shown.
 
 Within a table, runs are pooled only when they share a configuration fingerprint: a method trained with two
 configurations gets two rows (``id [cfg 1a2b3c4d]``). Each page records the results store it was generated from
@@ -28,14 +31,15 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.claims import DEFAULT_CLAIMS, claims_section, load_claims
 from benchmark.config import ConfigError
-from benchmark.results import changed_keys, read_results
+from benchmark.results import changed_keys, read_results, table_key
 from datamodules.atomic import atomic_write_text
 
-HEADLINE = [("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced acc."), ("f1", "Macro F1"), ("auroc", "Macro AUROC")]
+HEADLINE = [("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced acc."), ("f1", "Macro F1"), ("auroc", "Macro AUROC"), ("ece", "ECE")]
 PER_CLASS = [("sensitivity", "Sensitivity"), ("specificity", "Specificity"), ("ppv", "PPV"), ("f1", "F1")]
 # Multi-label tasks (ChestX-ray14, CheXpert) are compared on AUROC, per finding and averaged.
-HEADLINE_MULTILABEL = [("auroc", "Macro AUROC"), ("f1", "Macro F1 @0.5")]
+HEADLINE_MULTILABEL = [("auroc", "Macro AUROC"), ("f1", "Macro F1 @0.5"), ("ece", "ECE")]
 SYNTHETIC_BANNER = (
     "> **SYNTHETIC DATA.** Tables marked SYNTHETIC were computed on generated phantoms "
     "(datamodules/readers/synthetic.py), not on real chest X-rays. They show that the pipeline runs end to end; "
@@ -43,23 +47,47 @@ SYNTHETIC_BANNER = (
 )
 
 
-def _summary(values: list[float | None]) -> str:
+QUICK_BANNER = (
+    "> **QUICK PROFILES.** Rows of methods with the `quick` profile (ids ending in `_quick`) train CPU-sized versions "
+    "for a few epochs at 64 px. They check that the pipeline runs on real images; they are not evidence for or "
+    "against a paper (the claims table never counts them). The paper profiles are `configs/paper-*.yaml`."
+)
+
+
+def _summary(values: list[float | None], ci: list[float] | None = None) -> str:
+    """One seed: ``0.910 [0.880, 0.930]``; several: ``0.905 ± 0.012 (n=3) [0.880, 0.930]``, the CI being that of the
+    seeds' mean (row_intervals); no CI recorded: the number(s) alone."""
     present = [v for v in values if v is not None]
     if not present:
         return "n/a"
+    interval = f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else ""
     if len(present) == 1:
-        return f"{present[0]:.3f}"
-    return f"{statistics.mean(present):.3f} ± {statistics.stdev(present):.3f}"
+        return f"{present[0]:.3f}{interval}"
+    return f"{statistics.mean(present):.3f} ± {statistics.stdev(present):.3f} (n={len(present)}){interval}"
+
+
+def row_intervals(runs: list[dict]) -> dict[str, list[float] | None]:
+    """95% CIs of a row: a single run's own (its result's ``ci``); several seeds' recomputed from their test
+    predictions as the CI of the metric of the seeds' mean, with the bootstrap settings of the first run."""
+    if len(runs) == 1:
+        return runs[0].get("ci") or {}
+    from benchmark.claims import prediction_arrays  # the one reader of prediction files
+    from benchmark.statistics import bootstrap_metrics
+
+    dataset, settings = runs[0]["dataset"], runs[0].get("bootstrap") or {}
+    try:
+        scores, labels, patients, _ = prediction_arrays(runs, list(dataset["classes"]), bool(dataset.get("multilabel")))
+    except (OSError, ValueError, KeyError):
+        return {}  # predictions moved or deleted: the row shows mean ± sd without a CI
+    summary = bootstrap_metrics(scores, labels, patients, list(dataset["classes"]), multilabel=bool(dataset.get("multilabel")),
+                                n_resamples=settings.get("n_resamples", 2000), confidence=settings.get("confidence", 0.95),
+                                seed=settings.get("seed", 0))
+    return summary["ci"]
 
 
 def _mean(values: list[float | None], fmt: str) -> str:
     present = [v for v in values if v is not None]
     return format(statistics.mean(present), fmt) if present else "n/a"
-
-
-def _group_key(result: dict) -> tuple:
-    dataset = result["dataset"]
-    return (dataset["name"], dataset["image_size"], dataset["split_sha256"], tuple(dataset["classes"]))
 
 
 def _group_title(result: dict) -> str:
@@ -100,7 +128,7 @@ def _config_note(rows: dict[str, list[dict]]) -> list[str]:
     return lines + [""] if lines else []
 
 
-def _group_section(results: list[dict]) -> list[str]:
+def _group_section(results: list[dict], link_base: str = "") -> list[str]:
     first = results[0]
     dataset = first["dataset"]
     classes = dataset["classes"]
@@ -120,16 +148,19 @@ def _group_section(results: list[dict]) -> list[str]:
     header = ["Method", "Seeds"] + [label for _, label in headline] + [f"{per_class_label} {c}" for c in classes] + ["Params", "Train img/s", "Train s", "Start"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     rows = _method_rows(results)
+    intervals = {method_id: row_intervals(runs) for method_id, runs in rows.items()}
     for method_id, runs in rows.items():
         metric = lambda name: [r["metrics"].get(name) for r in runs]
+        ci = intervals[method_id]
         cells = [method_id, ",".join(str(r["seed"]) for r in sorted(runs, key=lambda r: r["seed"]))]
-        cells += [_summary(metric(key)) for key, _ in headline]
-        cells += [_summary(metric(f"{per_class_key}/{c}")) for c in classes]
+        cells += [_summary(metric(key), ci.get(key)) for key, _ in headline]
+        cells += [_summary(metric(f"{per_class_key}/{c}"), ci.get(f"{per_class_key}/{c}")) for c in classes]
         cells += [f"{runs[0]['parameter_count'] / 1e6:.2f}M", _mean([r.get("train_images_per_second") for r in runs], ".0f"), _mean([r.get("train_seconds") for r in runs], ".0f")]
         cells += ["; ".join(sorted({r["start_weights"] for r in runs}))]
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines += _config_note(rows)
+    lines += _plot_links(rows, link_base)
     if multilabel:  # the per-finding AUROCs are already the columns above
         return lines
     lines += ["Per class (mean over seeds):", ""]
@@ -137,11 +168,25 @@ def _group_section(results: list[dict]) -> list[str]:
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method_id, runs in rows.items():
         for c in classes:
-            cells = [method_id, c] + [_summary([r["metrics"].get(f"{key}/{c}") for r in runs]) for key, _ in PER_CLASS]
+            cells = [method_id, c] + [_summary([r["metrics"].get(f"{key}/{c}") for r in runs], intervals[method_id].get(f"{key}/{c}")) for key, _ in PER_CLASS]
             lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines += _gain_section(results, rows, classes)
     return lines
+
+
+def _plot_links(rows: dict[str, list[dict]], link_base: str) -> list[str]:
+    """One line per method: its runs' ROC, confusion-matrix and reliability PNGs (benchmark/plots.py)."""
+    links = []
+    for method_id, runs in rows.items():
+        per_seed = []
+        for run in sorted(runs, key=lambda r: r["seed"]):
+            plots = run.get("plots") or {}
+            if plots:
+                per_seed.append(f"seed {run['seed']}: " + " · ".join(f"[{kind}]({link_base}{path})" for kind, path in plots.items()))
+        if per_seed:
+            links.append(f"- `{method_id}`: " + "; ".join(per_seed))
+    return ["Plots (ROC, confusion matrix, reliability diagram):", "", *links, ""] if links else []
 
 
 PPCR_MODES = ("as_defined", "as_tabulated")
@@ -189,6 +234,7 @@ def _gain_section(results: list[dict], rows: dict[str, list[dict]], classes: lis
     if options is None:
         return []
     positive, reference = options.get("positive", "COVID-19"), options.get("reference")
+    fixed_score, fixed_label = options.get("reference_score"), options.get("reference_label") or "fixed reference"
     # the table that holds the reference row; without one, every binary table of the positive class
     if positive not in classes or (reference not in rows if reference else len(classes) != 2):
         return []
@@ -199,17 +245,27 @@ def _gain_section(results: list[dict], rows: dict[str, list[dict]], classes: lis
         per_seed = [gain_score(r["metrics"], positive, accuracy=one_vs_rest_accuracy(r.get("confusion_matrix"), classes.index(positive)), ppcr=mode) for r in runs]
         means[method_id] = {key: _mean_or_none([s[key] for s in per_seed]) for key in keys}
     reference_score = means.get(reference, {}).get("score")
-    against = f"against `{reference}`" if reference else "(no reference row named)"
+    against = [f"`{reference}`"] if reference else []
+    if fixed_score is not None:
+        against.append(f"{fixed_label} (fixed score {fixed_score:.5f}, not re-run)")
     used = "PPCR" if mode == "as_defined" else "accuracy"
     note = "" if mode == "as_defined" else " (`as_tabulated`: Table II's PPCR values are these accuracies)"
     lines = [f"Gain table (weighted-CE paper, section VI.C), positive class {positive}: PPCR = (TP + FP) / N, accuracy = (TP + TN) / N; "
-             f"score = (bACC + {used}) / 2{note}; Gain = relative change of the score {against}:", ""]
-    header = ["Method", "Sensitivity", "Specificity", "bACC", "PPCR", "Accuracy", f"(bACC+{used})/2", "Gain"]
+             f"score = (bACC + {used}) / 2{note}; Gain = relative change of the score against {' and against '.join(against) or '(no reference named)'}:", ""]
+    header = ["Method", "Sensitivity", "Specificity", "bACC", "PPCR", "Accuracy", f"(bACC+{used})/2"]
+    header += [f"Gain vs {reference}"] if reference else []
+    header += [f"Gain vs {fixed_label}"] if fixed_score is not None else []
+    if len(header) == 7:
+        header.append("Gain")
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for method_id, m in means.items():
-        value = gain(m["score"], reference_score)
         cells = [method_id] + [_fmt(m[k]) for k in keys]
-        cells.append("reference" if method_id == reference else (f"{value:+.2f}%" if value is not None else "n/a"))
+        if reference or fixed_score is None:
+            value = gain(m["score"], reference_score)
+            cells.append("reference" if method_id == reference else (f"{value:+.2f}%" if value is not None else "n/a"))
+        if fixed_score is not None:
+            value = gain(m["score"], fixed_score)
+            cells.append(f"{value:+.2f}%" if value is not None else "n/a")
         lines.append("| " + " | ".join(cells) + " |")
     return lines + [""]
 
@@ -250,9 +306,11 @@ def _notes(results: list[dict]) -> list[str]:
     return lines
 
 
-def render(results: list[dict[str, Any]], *, source: str, store: str | None = None, skipped: list[tuple[str, str]] = ()) -> str:
+def render(results: list[dict[str, Any]], *, source: str, store: str | None = None, skipped: list[tuple[str, str]] = (),
+           claims: list[dict] | None = None, external: list[dict] | None = None) -> str:
     """The leaderboard page of ``results`` read from ``source``; ``store`` (default ``source``) is the results store
-    recorded for the same-store check, relative to the page's folder; ``skipped`` lists (file, reason) left out."""
+    recorded for the same-store check, relative to the page's folder; ``skipped`` lists (file, reason) left out;
+    ``claims`` (configs/claims/papers.yaml) adds the claims table, ``external`` the external test sets' table."""
     lines = ["# CXR-Bench leaderboard", "", f"<!-- cxr-bench results store: {store or source} -->", ""]
     lines.append(f"Generated from {len(results)} result file(s) in `{source}` by `python -m benchmark leaderboard --out {Path(source).parent}`; "
                  "`make benchmark` reruns the default suite and rewrites this file. Do not edit by hand.")
@@ -263,19 +321,32 @@ def render(results: list[dict[str, Any]], *, source: str, store: str | None = No
         return "\n".join(lines + ["No results yet: run `make benchmark`.", ""])
     if any(r["dataset"].get("synthetic") for r in results):
         lines += [SYNTHETIC_BANNER, ""]
+    if any(r["method"].get("profile") == "quick" for r in results):
+        lines += [QUICK_BANNER, ""]
     lines += [
         "Metrics are on the held-out test split of a patient-level split shared by every method in a table, using the "
-        "checkpoint with the best validation score. Cells: mean over seeds ± sample standard deviation. "
-        "Sensitivity = recall; PPV = precision; AUROC is one-vs-rest on the predicted scores.",
+        "checkpoint with the best validation score. Cells: one seed `value [95% CI]`; several seeds `mean ± sd (n=seeds) "
+        "[95% CI of the seeds' mean]`. CIs are patient-level bootstrap intervals (all images of a patient resampled "
+        "together, stratified by class; resamples and seed in each result file): two methods whose intervals overlap "
+        "may not differ, and the claims table tests differences paired. Bit-exact reruns hold on one machine only; "
+        "the CI, not the third decimal, is the result. Sensitivity = recall; PPV = precision; AUROC is one-vs-rest on "
+        "the predicted scores; ECE is the expected calibration error of the top-label confidence (15 bins).",
         "",
     ]
+    link_base = f"{Path(store or source).parent.as_posix()}/" if Path(store or source).parent != Path(".") else ""  # plots: relative to --out
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for result in results:
-        groups[_group_key(result)].append(result)
+        groups[table_key(result)].append(result)
     # synthetic tables first (they are what `make benchmark` gives without data); within a dataset, the full task
     # before its merged (e.g. binary) versions
     for key in sorted(groups, key=lambda k: (not groups[k][0]["dataset"].get("synthetic"), k[0], k[1], -len(k[3]), k)):
-        lines += _group_section(groups[key])
+        lines += _group_section(groups[key], link_base)
+    if external:
+        from benchmark.external.table import external_section
+
+        lines += external_section(results, external)
+    if claims is not None:
+        lines += claims_section(claims, results, source=source)
     lines += _notes(results)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -317,7 +388,7 @@ def _store_label(results_dir: Path, leaderboard_path: Path) -> str:
         return str(store)
 
 
-def write_leaderboard(out_dir: Path, leaderboard_path: Path, *, replace: bool = False) -> Path:
+def write_leaderboard(out_dir: Path, leaderboard_path: Path, *, replace: bool = False, claims_path: Path | None = DEFAULT_CLAIMS) -> Path:
     """Render ``<out_dir>/results`` into ``leaderboard_path`` atomically. A missing store is an error, and a page of
     another store is only replaced with ``replace`` (``--replace-leaderboard``)."""
     results_dir, leaderboard_path = Path(out_dir) / "results", Path(leaderboard_path)
@@ -327,5 +398,14 @@ def write_leaderboard(out_dir: Path, leaderboard_path: Path, *, replace: bool = 
     if problem:
         raise ConfigError(f"{problem}; pass --replace-leaderboard to replace it")
     results, skipped = read_results(results_dir)
-    atomic_write_text(leaderboard_path, render(results, source=str(results_dir), store=_store_label(results_dir, leaderboard_path), skipped=skipped))
+    claims = load_claims(claims_path) if claims_path else None
+    page = render(results, source=str(results_dir), store=_store_label(results_dir, leaderboard_path), skipped=skipped, claims=claims,
+                  external=_external_results(Path(out_dir)))
+    atomic_write_text(leaderboard_path, page)
     return leaderboard_path
+
+
+def _external_results(out_dir: Path) -> list[dict]:
+    from benchmark.external.table import read_external_results
+
+    return read_external_results(out_dir)

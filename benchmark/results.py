@@ -18,13 +18,19 @@ from typing import Any
 from datamodules.atomic import atomic_write_text
 
 SCHEMA_VERSION = 1
-DESCRIPTIVE_METHOD_KEYS = ("title", "paper", "deviations", "file")  # words about a method, not settings of it
+DESCRIPTIVE_METHOD_KEYS = ("title", "paper", "profile", "deviations", "file")  # words about a method, not settings of it
 PATH_DATASET_KEYS = ("root", "data_root")  # where the data lies, not what it is (the split hash says that)
 # what the leaderboard reads from every result; a file without one of them is skipped and named
 REQUIRED_KEYS = ("dataset.name", "dataset.image_size", "dataset.split_sha256", "dataset.classes", "dataset.counts",
                  "dataset.split_file", "dataset.split_seed", "method.id", "seed", "metrics", "parameter_count", "start_weights")
 
 log = logging.getLogger(__name__)
+
+
+def table_key(result: dict) -> tuple:
+    """Results compared with each other share this: dataset, image size, split file and class list."""
+    dataset = result["dataset"]
+    return (dataset["name"], dataset["image_size"], dataset["split_sha256"], tuple(dataset["classes"]))
 
 
 def result_path(out_dir: Path, run_id: str) -> Path:

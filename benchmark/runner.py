@@ -22,10 +22,13 @@ from pytorch_lightning.utilities import rank_zero_only
 from benchmark.evaluate import evaluate
 from benchmark.grid_search import run_grid_search
 from benchmark.loggers import build_loggers, finish_wandb
+from benchmark.plots import plot_run
 from benchmark.resume import ContinuedCsvLog, ResumeState, checkpoint_to_resume, last_checkpoint, write_run_file
+from benchmark.statistics import bootstrap_metrics
 from benchmark.results import config_fingerprint, effective_config, result_path, write_result
 from datamodules import get_datamodule_class
 from datamodules import CXRDataModule
+from datamodules.atomic import file_sha256
 from lightning_modules import get_task_class
 from lightning_modules.predictions import deduplicate
 
@@ -175,6 +178,7 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
     predictions_path = out_dir / "logs" / spec.run_id / "test_predictions.pt"
     task.predictions_path = str(predictions_path)
     trainer.test(task, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
+    plots = plot_run(trainer, predictions_path, datamodule, out_dir=out_dir, run_id=spec.run_id)  # before W&B closes
     finish_wandb()
     if not trainer.is_global_zero:
         return None
@@ -182,18 +186,25 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
     predictions = torch.load(predictions_path, weights_only=True)
     index, scores, labels = deduplicate(predictions["index"], predictions["scores"], predictions["labels"])
     evaluation = evaluate(scores, labels, datamodule.class_names, multilabel=datamodule.multilabel)
+    patients = datamodule.frames["test"]["patient_id"].to_numpy()[index.numpy()]
+    intervals = bootstrap_metrics(scores.numpy(), labels.numpy(), patients, datamodule.class_names, multilabel=datamodule.multilabel, **(spec.statistics or {}))
     predictions_file = out_dir / "predictions" / f"{spec.run_id}.csv"
     _write_predictions(predictions_file, datamodule, index, scores, labels)
     result = {
         "suite": spec.suite,
         "run_id": spec.run_id,
-        "method": {k: spec.method.get(k) for k in ("id", "method", "title", "paper", "deviations", "model", "loss", "optimizer", "scheduler", "task", "file")},
+        "method": {k: spec.method.get(k) for k in ("id", "method", "title", "paper", "profile", "deviations", "model", "loss", "optimizer", "scheduler", "task", "file")},
         "dataset": {**datamodule.describe(), "stands_in_for": spec.dataset.get("stands_in_for")},
         "seed": spec.seed,
         "data_settings": spec.data,
         "trainer_settings": {k: v for k, v in _trainer_kwargs(spec.trainer).items()},
         "start_weights": task.start_weights,
+        # the tested model and its input statistics: what `python -m benchmark evaluate` scores other datasets with
+        "checkpoint": {"path": best_path, "sha256": file_sha256(best_path)} if best_path else None,
+        "normalization": {"kind": datamodule.normalization, "mean": datamodule.mean, "std": datamodule.std},
         "metrics": evaluation["metrics"],
+        "ci": intervals["ci"],  # 95% patient-level bootstrap intervals of every metric (benchmark/statistics.py)
+        "bootstrap": intervals["bootstrap"],
         "confusion_matrix": evaluation.get("confusion_matrix"),
         "n_test_images": evaluation["n_images"],
         "monitor": monitor,
@@ -206,6 +217,7 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
         "parameter_count": sum(p.numel() for p in task.parameters()),
         "device": _device_description(trainer),
         "predictions_file": str(predictions_file),
+        "plots": plots,
         "environment": _environment(),
         "command": command,
     }
@@ -218,6 +230,10 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
     if spec.leaderboard:
         result["leaderboard_options"] = spec.leaderboard
     write_result(result_path(out_dir, spec.run_id), result)
+    if getattr(spec, "external", None):  # the suite's external test sets, scored with this run's checkpoint (benchmark/external/evaluate_set.py)
+        from benchmark.external.evaluate_set import evaluate_suite_externals
+
+        evaluate_suite_externals(spec, result_path(out_dir, spec.run_id), cache_dir=cache_dir, datamodule=datamodule, command=command)
     return result
 
 

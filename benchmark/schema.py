@@ -311,6 +311,8 @@ class MethodFile(Section):
     file: str
     title: str | None = None
     paper: str | None = None
+    # paper: the paper's schedule (GPU profile); quick: a CPU-sized pipeline check, never evidence for a claim
+    profile: Literal["paper", "quick"] = "paper"
     model: dict[str, Any] = {}
     task: dict[str, Any] = {}
     loss: Loss | None = None  # None: the method's own (cross-entropy, or BCE for multi-label tasks)
@@ -337,10 +339,28 @@ class DatasetEntry(Section):
     options: dict[str, Any] = {}  # checked against the DataModule's own arguments (dataset_options)
 
 
+class ExternalEntry(Section):
+    """An external test set every run of the suite is scored on after its own test (benchmark/external/evaluate_set.py): the
+    dataset's folder (``root``, else found under --data-root), reader ``options``, a ``label_map`` {its label: run
+    class or null} over the default (same names, then the run's class_map), and what to do with images that copy
+    the run's train/val images."""
+
+    name: str
+    title: str | None = None  # how the leaderboard names the set (default: the dataset and what differs from its defaults)
+    root: str | None = None
+    options: dict[str, Any] = {}
+    label_map: dict[str, str | None] | None = None
+    duplicates: Literal["exclude", "keep"] = "exclude"
+
+
 class GainOptions(Section):
     """Weighted-CE paper, section VI.C: the Gain table against a reference method."""
 
-    reference: str | None = None
+    reference: str | None = None  # a method id of the same table
+    # a fixed score of a row that is not re-run, e.g. Minaee et al.'s SqueezeNet, Table II's own reference:
+    # (bACC + PPCR) / 2 = (0.9762 + 0.9773) / 2 = 0.97675
+    reference_score: Annotated[float, Field(gt=0, le=1)] | None = None
+    reference_label: str | None = None
     positive: str = "COVID-19"
     ppcr: Literal["as_defined", "as_tabulated"] = "as_defined"
 
@@ -360,6 +380,32 @@ class LoggingOptions(Section):
     wandb: bool | WandbOptions = WandbOptions()
 
 
+class StatisticsOptions(Section):
+    """Patient-level bootstrap of every test metric (benchmark/statistics.py)."""
+
+    n_resamples: Annotated[int, Field(ge=100)] = 2000
+    confidence: Annotated[float, Field(gt=0.5, lt=1)] = 0.95
+    seed: int = 0
+    method: Literal["percentile", "BCa"] = "percentile"
+
+
+class LauncherConfig(Section):
+    """How a suite's runs are started (benchmark/launchers.py): ``local`` trains them one after another in this
+    process (every rank of a DDP run goes through the same loop); ``submitit`` submits each run as a job, on SLURM or
+    as local processes (``cluster``; ``auto``: SLURM where ``sbatch`` exists). The other keys are the jobs'
+    resources (submitit's names); they change how a run is started, never what it computes (not in its fingerprint)."""
+
+    name: Literal["local", "submitit"] = "local"
+    cluster: Literal["auto", "slurm", "local"] = "auto"
+    folder: str | None = None  # submitit's job files and logs; None: <out>/submitit
+    slurm_partition: str | None = None
+    gpus_per_node: NonNegativeInt = 0
+    cpus_per_task: PositiveInt | None = None  # None: the cluster's default
+    timeout_min: PositiveInt = 240
+    max_parallel_jobs: PositiveInt | None = None  # None: no limit but the cluster's
+    slurm_additional_parameters: dict[str, Any] = {}  # more #SBATCH lines, e.g. {account: abc, mem: 64G}
+
+
 class SuiteFile(Section):
     """A suite; its ``data:`` and ``trainer:`` override every method's and are checked key by key."""
 
@@ -372,8 +418,52 @@ class SuiteFile(Section):
     data: dict[str, Any] = {}
     trainer: dict[str, Any] = {}
     grid_search: bool | dict[str, Any] = False
+    external: list[Union[str, ExternalEntry]] = []
     leaderboard: LeaderboardOptions = LeaderboardOptions()
     logging: LoggingOptions = LoggingOptions()
+    statistics: StatisticsOptions = StatisticsOptions()
+    launcher: LauncherConfig = LauncherConfig()
+
+
+# ----- the claims table (configs/claims/papers.yaml, benchmark/claims.py) -----
+class ClaimComparison(Section):
+    """The claim is ``a > b`` on ``metric``, tested paired on the same test images."""
+
+    a: str
+    b: str
+    metric: str
+
+
+class ClaimThreshold(Section):
+    """The claim is ``a``'s ``metric`` >= ``value``."""
+
+    a: str
+    metric: str
+    value: float
+
+
+class PaperNumbers(Section):
+    a: float | None = None
+    b: float | None = None
+
+
+class Claim(Section):
+    paper: str
+    claim: str
+    source: str = ""
+    compare: ClaimComparison | None = None
+    threshold: ClaimThreshold | None = None
+    paper_numbers: PaperNumbers = PaperNumbers()
+
+    @model_validator(mode="after")
+    def _one_test(self) -> Claim:
+        if (self.compare is None) == (self.threshold is None):
+            raise PydanticCustomError("claim_test", "a claim needs exactly one of `compare` and `threshold`")
+        return self
+
+
+class ClaimsFile(Section):
+    claims: list[Claim]
 
 
 def validate(model: type[BaseModel], data: Any, *, where: str, section: str = "", partial: bool = False) -> dict[str, Any]:

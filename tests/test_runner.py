@@ -89,13 +89,14 @@ def test_multilabel_results_get_an_auroc_table(tmp_path):
 
     result = {
         "method": {"id": "densenet", "method": "classifier"}, "seed": 0, "parameter_count": 1e6, "start_weights": "random init",
-        "command": "python -m benchmark run configs/x.yaml", "metrics": {"auroc": 0.7, "f1": 0.2, "auroc/Atelectasis": 0.65, "auroc/Mass": 0.75},
+        "command": "python -m benchmark run configs/x.yaml", "metrics": {"auroc": 0.7, "f1": 0.2, "ece": 0.1, "auroc/Atelectasis": 0.65, "auroc/Mass": 0.75},
+        "ci": {"auroc": [0.61, 0.79], "auroc/Mass": [0.6, 0.9]},
         "dataset": {"name": "chestxray14", "image_size": 64, "split_sha256": "ab" * 32, "classes": ["Atelectasis", "Mass"], "multilabel": True,
                     "split_file": "s.csv", "split_seed": 0, "counts": {"test": {"images": 10, "patients": 5}}},
     }
     board = render([result], source="runs/results")
-    assert "| Method | Seeds | Macro AUROC | Macro F1 @0.5 | AUROC Atelectasis | AUROC Mass |" in board
-    assert "| densenet | 0 | 0.700 | 0.200 | 0.650 | 0.750 |" in board
+    assert "| Method | Seeds | Macro AUROC | Macro F1 @0.5 | ECE | AUROC Atelectasis | AUROC Mass |" in board
+    assert "| densenet | 0 | 0.700 [0.610, 0.790] | 0.200 | 0.100 | 0.650 | 0.750 [0.600, 0.900] |" in board
     assert "Reproduce: `python -m benchmark run configs/x.yaml`" in board
 
 
