@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-nodes", type=int, help="machines one run trains on (Lightning's num_nodes; SLURM or torchrun start the processes)")
     run.add_argument("--max-epochs", type=int, help="override every method's epochs")
     run.add_argument("--no-wandb", action="store_true", help="CSV logging only")
-    run.add_argument("--resume", action="store_true", help="skip runs whose result file exists with the same configuration fingerprint (an interrupted suite goes on)")
+    run.add_argument("--resume", action="store_true", help="skip runs whose result file exists with the same configuration fingerprint and continue an interrupted run from its last checkpoint (an interrupted suite goes on)")
     jobs = run.add_argument_group("launcher", "how the runs are started (the suite's `launcher:` section; these flags override it)")
     jobs.add_argument("--launcher", choices=["local", "submitit"], help="local: one after another in this process (default); submitit: each run as a job")
     jobs.add_argument("--cluster", choices=["auto", "slurm", "local"], help="where submitit jobs run (auto: SLURM where sbatch exists, else local processes)")
@@ -175,7 +175,7 @@ def cmd_run(args) -> int:
     log.info("suite %s: %d run(s)", suite.name, len(suite.runs))
     specs = _to_run(suite.runs, args)
     done = {spec.run_id for spec in suite.runs} - {spec.run_id for spec in specs}
-    failures = launcher.launch(specs, done=done, options={"out_dir": args.out, "cache_dir": args.cache_dir, "command": args.command_line})
+    failures = launcher.launch(specs, done=done, options={"out_dir": args.out, "cache_dir": args.cache_dir, "command": args.command_line, "resume": args.resume})
     if rank_zero_only.rank == 0:
         if (args.out / "results").is_dir():  # once, after every run (and every job) has finished
             path = write_leaderboard(args.out, target, replace=args.replace_leaderboard)

@@ -23,6 +23,7 @@ from benchmark.evaluate import evaluate
 from benchmark.grid_search import run_grid_search
 from benchmark.loggers import build_loggers, finish_wandb
 from benchmark.plots import plot_run
+from benchmark.resume import ContinuedCsvLog, ResumeState, checkpoint_to_resume, last_checkpoint, write_run_file
 from benchmark.statistics import bootstrap_metrics
 from benchmark.results import config_fingerprint, effective_config, result_path, write_result
 from datamodules import get_datamodule_class
@@ -47,6 +48,7 @@ class TrainingThroughput(pl.Callback):
         self.images = 0
         self.pairs = 0  # siamese batches also carry pairs
         self.seconds = 0.0
+        self._fitting = False
 
     @staticmethod
     def _clock(pl_module) -> float:
@@ -62,6 +64,16 @@ class TrainingThroughput(pl.Callback):
         self.images += len(batch["image"]) * trainer.world_size
         if "left" in batch:
             self.pairs += len(batch["left"]) * trainer.world_size
+
+    def setup(self, trainer, pl_module, stage):
+        self._fitting = stage == "fit"
+
+    def state_dict(self) -> dict[str, float]:  # in checkpoints: a resumed run's rates cover all its epochs
+        return {"images": self.images, "pairs": self.pairs, "seconds": self.seconds}
+
+    def load_state_dict(self, state_dict: dict[str, float]) -> None:
+        if self._fitting:  # trainer.test(ckpt_path=...) loads callback states too: the rates stay this fit's
+            self.images, self.pairs, self.seconds = state_dict["images"], state_dict["pairs"], state_dict["seconds"]
 
     @property
     def images_per_second(self) -> float | None:
@@ -114,8 +126,10 @@ def _trainer_kwargs(trainer_config: dict) -> dict:
     return config
 
 
-def _fit(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path) -> dict[str, Any]:
-    """Seed, build, train with best-checkpoint tracking; the pieces a test or a grid point needs."""
+def _fit(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path, resumable: bool = False, resume: bool = False) -> dict[str, Any]:
+    """Seed, build, train with best-checkpoint tracking; the pieces a test or a grid point needs. A ``resumable`` run
+    (a suite's final run) also saves its last checkpoint every epoch; with ``resume`` it continues from one written
+    with the same configuration and seed, else it starts clean (benchmark/resume.py)."""
     pl.seed_everything(spec.seed, workers=True)
     datamodule = build_datamodule(spec, out_dir=out_dir, cache_dir=cache_dir)
     datamodule.prepare_data()
@@ -123,18 +137,22 @@ def _fit(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path) -> dict[str, An
     task = build_task(spec, datamodule)
     monitor = spec.method.get("monitor", {"metric": "val/accuracy", "mode": "max"})
 
-    if rank_zero_only.rank == 0:  # a rerun starts clean: no stale checkpoint or CSV log from an earlier run
+    ckpt_path = checkpoint_to_resume(log_dir, spec) if resume else None
+    if rank_zero_only.rank == 0 and ckpt_path is None:  # a fresh start: no stale checkpoint or CSV log from an earlier run
         shutil.rmtree(log_dir, ignore_errors=True)
+        if resumable:
+            write_run_file(log_dir, spec)
     checkpoint = ModelCheckpoint(dirpath=log_dir / "checkpoints", filename="best-{epoch}", monitor=monitor["metric"], mode=monitor["mode"], save_top_k=1, save_last=False, enable_version_counter=False)
-    throughput = TrainingThroughput()
     config = {"suite": spec.suite, "method": spec.method, "dataset": spec.dataset, "seed": spec.seed, "data": spec.data, "trainer": spec.trainer}
     loggers = build_loggers(log_dir, run_name=spec.run_id, group=spec.suite, config=config, logging_config=spec.logging, synthetic=datamodule.is_synthetic)
-    trainer = pl.Trainer(callbacks=[checkpoint, throughput], logger=loggers, default_root_dir=str(log_dir), **_trainer_kwargs(spec.trainer))
+    throughput, state = TrainingThroughput(), ResumeState()
+    callbacks = [checkpoint, throughput, state] + ([last_checkpoint(log_dir / "checkpoints"), ContinuedCsvLog(loggers)] if resumable else [])
+    trainer = pl.Trainer(callbacks=callbacks, logger=loggers, default_root_dir=str(log_dir), **_trainer_kwargs(spec.trainer))
 
-    started = time.perf_counter()
-    trainer.fit(task, datamodule=datamodule)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
+    resumed_from = {"checkpoint": str(ckpt_path), "epoch": state.resumed_epoch} if ckpt_path else None
     return {"datamodule": datamodule, "task": task, "trainer": trainer, "checkpoint": checkpoint, "throughput": throughput,
-            "monitor": monitor, "train_seconds": time.perf_counter() - started}
+            "monitor": monitor, "train_seconds": state.train_seconds, "resumed_from": resumed_from}
 
 
 def fit_and_validate(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path) -> dict[str, Any]:
@@ -147,13 +165,14 @@ def fit_and_validate(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path) -> 
             "epochs_trained": fitted["trainer"].current_epoch, "train_seconds": round(fitted["train_seconds"], 2)}
 
 
-def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None) -> dict[str, Any] | None:
+def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None, resume: bool = False) -> dict[str, Any] | None:
     """Train and test one (dataset, method, seed); returns the result dict on rank 0 (None elsewhere).
-    ``command`` is the command line that started the suite, recorded so the leaderboard can cite it."""
+    ``command`` is the command line that started the suite, recorded so the leaderboard can cite it; with ``resume``
+    an interrupted training continues from its last checkpoint (benchmark/resume.py)."""
     requested, search = spec, None  # the suite's spec: its fingerprint decides --resume, whatever a search chooses
     if spec.grid_search:
         search, spec = run_grid_search(spec, fit=fit_and_validate, out_dir=out_dir, cache_dir=cache_dir)
-    fitted = _fit(spec, out_dir=out_dir, cache_dir=cache_dir, log_dir=out_dir / "logs" / spec.run_id)
+    fitted = _fit(spec, out_dir=out_dir, cache_dir=cache_dir, log_dir=out_dir / "logs" / spec.run_id, resumable=True, resume=resume)
     datamodule, task, trainer, checkpoint, throughput, monitor = (fitted[k] for k in ("datamodule", "task", "trainer", "checkpoint", "throughput", "monitor"))
     best_path = checkpoint.best_model_path or None
     predictions_path = out_dir / "logs" / spec.run_id / "test_predictions.pt"
@@ -193,6 +212,7 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None)
         "best_validation_score": float(checkpoint.best_model_score) if checkpoint.best_model_score is not None else None,
         "epochs_trained": trainer.current_epoch,
         "train_seconds": round(fitted["train_seconds"], 2),
+        "resumed_from": fitted["resumed_from"],  # how training started: None = from scratch
         "train_images_per_second": throughput.images_per_second,
         "parameter_count": sum(p.numel() for p in task.parameters()),
         "device": _device_description(trainer),

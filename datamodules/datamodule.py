@@ -29,7 +29,7 @@ from datamodules.readers.base import DatasetNotFoundError, Reader
 from datamodules.sampling import PairSampling, pair_loader, train_sampler
 from datamodules.split_read import read_split
 from datamodules.splits import EXCLUDED, SPLITS, assert_patient_disjoint, assign_splits, read_split_csv, write_split_csv
-from datamodules.transforms import build_transform
+from datamodules.transforms import build_transform, generator_states, set_generator_states
 
 log = logging.getLogger(__name__)
 FIXED_SPLIT_CLASH = "duplicate_or_patient_of_fixed_split"
@@ -100,6 +100,9 @@ class CXRDataModule(pl.LightningDataModule):
         self._cache: CachedImages | None = None
         self.frames: dict[str, pd.DataFrame] = {}
         self.excluded: dict[str, int] = {}
+        self.datasets: dict[str, CachedImageDataset] = {}
+        self._train_sampler = None  # the last train loader's sampler, and the epoch a checkpoint says it draws next
+        self._restored_epoch: int | None = None
 
     name = _from_reader("name")
     classes = _from_reader("classes")
@@ -255,9 +258,32 @@ class CXRDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         if self.pair_sampling is not None:
-            return pair_loader(self.datasets["train"], self.pair_sampling, pairs_per_batch=self.batch_size,
-                               seed=self.sampling_seed, num_workers=self.num_workers)
-        return self._loader(self.datasets["train"], shuffle=True, sampler=self.train_sampler(), batch_size=self.batch_size)
+            loader = pair_loader(self.datasets["train"], self.pair_sampling, pairs_per_batch=self.batch_size,
+                                 seed=self.sampling_seed, num_workers=self.num_workers)
+        else:
+            loader = self._loader(self.datasets["train"], shuffle=True, sampler=self.train_sampler(), batch_size=self.batch_size)
+        self._train_sampler = loader.sampler
+        if self._restored_epoch is not None and hasattr(loader.sampler, "epoch"):
+            loader.sampler.epoch, self._restored_epoch = self._restored_epoch, None
+        return loader
+
+    # ----- checkpoint state: where the training draw stands -----
+    def state_dict(self) -> dict[str, Any]:
+        """Saved in every training checkpoint: the epoch the balanced or pair sampler draws next (its draw is a
+        function of (seed, epoch)) and the train augmentation's generators, so a run resumed from a checkpoint draws
+        the epochs an uninterrupted run would. The generators are this process's: with ``num_workers`` above 0 each
+        DataLoader worker seeds its own stream (datasets.py), which a resumed run starts afresh."""
+        state: dict[str, Any] = {}
+        if isinstance(getattr(self._train_sampler, "epoch", None), int):
+            state["sampler_epoch"] = self._train_sampler.epoch
+        if self.datasets:
+            state["augmentation"] = generator_states(self.datasets["train"].transform)
+        return state
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._restored_epoch = state_dict.get("sampler_epoch")  # for the sampler the next train_dataloader() builds
+        if state_dict.get("augmentation") and self.datasets:
+            set_generator_states(self.datasets["train"].transform, state_dict["augmentation"])
 
     def train_eval_dataloader(self) -> DataLoader:
         """The train split in order with eval transforms (class templates, feature extraction, t-SNE)."""

@@ -52,3 +52,25 @@ def build_transform(preset: str | None, *, mean: float, std: float, normalizatio
         raise ValueError(f"unknown augmentation preset {preset!r}; known: {sorted(PRESETS)}")
     steps = copy.deepcopy(PRESETS.get(preset or "none", []))  # own instances: transforms carry their RNG state
     return A.Compose(steps + [_normalize(normalization, mean, std), ToTensorV2()], seed=seed)
+
+
+def _steps(pipeline) -> list:
+    """A pipeline and every transform in it, depth first."""
+    return [pipeline] + [step for child in getattr(pipeline, "transforms", []) for step in _steps(child)]
+
+
+def generator_states(pipeline) -> list[dict]:
+    """The random generators' states of a pipeline (each transform draws from its own): a checkpoint holds them so a
+    resumed run augments as an uninterrupted one would."""
+    return [{"numpy": step.random_generator.bit_generator.state, "python": step.py_random.getstate()}
+            for step in _steps(pipeline) if getattr(step, "random_generator", None) is not None]
+
+
+def set_generator_states(pipeline, states: list[dict]) -> None:
+    """Set the generators of ``pipeline`` (the same steps) to ``generator_states``' values, in place."""
+    steps = [step for step in _steps(pipeline) if getattr(step, "random_generator", None) is not None]
+    if len(steps) != len(states):
+        raise ValueError(f"{len(states)} generator states for a pipeline of {len(steps)} random steps")
+    for step, state in zip(steps, states):
+        step.random_generator.bit_generator.state = state["numpy"]
+        step.py_random.setstate(state["python"])
