@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--num-nodes", type=int, help="machines one run trains on (Lightning's num_nodes; SLURM or torchrun start the processes)")
     run.add_argument("--max-epochs", type=int, help="override every method's epochs")
     run.add_argument("--no-wandb", action="store_true", help="CSV logging only")
+    run.add_argument("--dry-run", action="store_true", help="print the expanded plan (every run, stage, images per epoch, epochs) and its estimated time "
+                     "from a few timed steps of each distinct model on this machine; nothing is trained or written to the results")
     run.add_argument("--resume", action="store_true", help="skip runs whose result file exists with the same configuration fingerprint and continue an interrupted run from its last checkpoint (an interrupted suite goes on)")
     jobs = run.add_argument_group("launcher", "how the runs are started (the suite's `launcher:` section; these flags override it)")
     jobs.add_argument("--launcher", choices=["local", "submitit"], help="local: one after another in this process (default); submitit: each run as a job")
@@ -163,7 +165,8 @@ def cmd_run(args) -> int:
     from benchmark.loggers import log_suite_summary
     from benchmark.results import read_result, result_path
 
-    target, note = _leaderboard_target(args)  # before any training: a run never ends unable to write its leaderboard
+    # before any training: a run never ends unable to write its leaderboard (a dry run writes none)
+    target, note = (None, None) if args.dry_run else _leaderboard_target(args)
     if note and rank_zero_only.rank == 0:
         log.warning("%s", note)
     overrides = {"accelerator": args.accelerator, "devices": _devices(args.devices), "strategy": args.strategy, "num_nodes": args.num_nodes, "max_epochs": args.max_epochs}
@@ -174,6 +177,13 @@ def cmd_run(args) -> int:
     launcher = get_launcher(_launcher_config(args, suite), out_dir=args.out)
     log.info("suite %s: %d run(s)", suite.name, len(suite.runs))
     specs = _to_run(suite.runs, args)
+    if args.dry_run:
+        from dataclasses import replace
+
+        from benchmark.plan import format_plan, plan_suite
+
+        print(format_plan(plan_suite(replace(suite, runs=specs), out_dir=args.out, cache_dir=args.cache_dir), suite_name=suite.name))
+        return 0
     done = {spec.run_id for spec in suite.runs} - {spec.run_id for spec in specs}
     failures = launcher.launch(specs, done=done, options={"out_dir": args.out, "cache_dir": args.cache_dir, "command": args.command_line, "resume": args.resume})
     if rank_zero_only.rank == 0:

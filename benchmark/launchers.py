@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterable
 import submitit
 
 from benchmark.config import ConfigError
+from benchmark.progress import SuiteClock
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +92,12 @@ class LocalLauncher:
         from benchmark.runner import run_one
 
         ordered = [spec for wave in waves(specs, done=done) for spec in wave]
+        clock = SuiteClock(ordered[0].suite if ordered else "", len(ordered))
         for number, spec in enumerate(ordered, 1):
             log.info("[%d/%d] %s", number, len(ordered), spec.run_id)
-            result = run_one(spec, **options)
+            clock.start_run(number)
+            result = run_one(spec, **options, progress=clock)
+            clock.finish_run()
             _log_metrics(spec.run_id, None if result is None else result["metrics"])
         return []
 

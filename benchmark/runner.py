@@ -23,6 +23,7 @@ from benchmark.evaluate import evaluate
 from benchmark.grid_search import run_grid_search
 from benchmark.loggers import build_loggers, finish_wandb
 from benchmark.plots import plot_run
+from benchmark.progress import SuiteClock, SuiteProgress
 from benchmark.resume import ContinuedCsvLog, ResumeState, checkpoint_to_resume, last_checkpoint, write_run_file
 from benchmark.statistics import bootstrap_metrics
 from benchmark.results import config_fingerprint, effective_config, result_path, write_result
@@ -126,7 +127,8 @@ def _trainer_kwargs(trainer_config: dict) -> dict:
     return config
 
 
-def _fit(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path, resumable: bool = False, resume: bool = False) -> dict[str, Any]:
+def _fit(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path, resumable: bool = False, resume: bool = False,
+         progress: SuiteClock | None = None, stage: str = "train") -> dict[str, Any]:
     """Seed, build, train with best-checkpoint tracking; the pieces a test or a grid point needs. A ``resumable`` run
     (a suite's final run) also saves its last checkpoint every epoch; with ``resume`` it continues from one written
     with the same configuration and seed, else it starts clean (benchmark/resume.py)."""
@@ -147,6 +149,8 @@ def _fit(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path, resumable: bool
     loggers = build_loggers(log_dir, run_name=spec.run_id, group=spec.suite, config=config, logging_config=spec.logging, synthetic=datamodule.is_synthetic)
     throughput, state = TrainingThroughput(), ResumeState()
     callbacks = [checkpoint, throughput, state] + ([last_checkpoint(log_dir / "checkpoints"), ContinuedCsvLog(loggers)] if resumable else [])
+    if progress is not None:  # the suite's line above Lightning's bar: run k of n, elapsed, time left
+        callbacks.append(SuiteProgress(progress, spec.run_id, stage))
     trainer = pl.Trainer(callbacks=callbacks, logger=loggers, default_root_dir=str(log_dir), **_trainer_kwargs(spec.trainer))
 
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path)
@@ -165,14 +169,15 @@ def fit_and_validate(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path) -> 
             "epochs_trained": fitted["trainer"].current_epoch, "train_seconds": round(fitted["train_seconds"], 2)}
 
 
-def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None, resume: bool = False) -> dict[str, Any] | None:
+def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None, resume: bool = False,
+            progress: SuiteClock | None = None) -> dict[str, Any] | None:
     """Train and test one (dataset, method, seed); returns the result dict on rank 0 (None elsewhere).
     ``command`` is the command line that started the suite, recorded so the leaderboard can cite it; with ``resume``
     an interrupted training continues from its last checkpoint (benchmark/resume.py)."""
     requested, search = spec, None  # the suite's spec: its fingerprint decides --resume, whatever a search chooses
     if spec.grid_search:
         search, spec = run_grid_search(spec, fit=fit_and_validate, out_dir=out_dir, cache_dir=cache_dir)
-    fitted = _fit(spec, out_dir=out_dir, cache_dir=cache_dir, log_dir=out_dir / "logs" / spec.run_id, resumable=True, resume=resume)
+    fitted = _fit(spec, out_dir=out_dir, cache_dir=cache_dir, log_dir=out_dir / "logs" / spec.run_id, resumable=True, resume=resume, progress=progress)
     datamodule, task, trainer, checkpoint, throughput, monitor = (fitted[k] for k in ("datamodule", "task", "trainer", "checkpoint", "throughput", "monitor"))
     best_path = checkpoint.best_model_path or None
     predictions_path = out_dir / "logs" / spec.run_id / "test_predictions.pt"

@@ -131,7 +131,7 @@ def test_two_configurations_of_one_method_are_two_rows(tmp_path):
             _result(seed=2, accuracy=0.9, fingerprint="9f8e7d6c" * 2, config={"trainer": {"max_epochs": 2}}),
             _result(seed=3, accuracy=0.1), _result("solo", fingerprint="55" * 8)]
     board = render(runs, source="runs/results")
-    assert "| m [cfg 1a2b3c4d] | 0,1 | 0.500 ± 0.141 |" in board
+    assert "| m [cfg 1a2b3c4d] | 0,1 | 0.500 ± 0.141 (n=2) |" in board  # no predictions files here: no CI
     assert "| m [cfg 9f8e7d6c] | 2 | 0.900 |" in board
     assert "| m [cfg unrecorded] | 3 | 0.100 |" in board  # results older than fingerprints form their own row
     assert "| solo | 0 |" in board and "| m | " not in board
