@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import yaml
 
-from benchmark.results import table_key
-from benchmark.statistics import DEFAULT_RESAMPLES, bootstrap_metrics, ci_text, paired_difference
+from benchmark.results import prediction_arrays, table_key
+from benchmark.statistics import DEFAULT_RESAMPLES, bootstrap_metrics, ci_text, p_text, paired_difference
 
 DEFAULT_CLAIMS = Path(__file__).resolve().parent.parent / "configs" / "claims" / "papers.yaml"
 QUICK_SUFFIX = "_quick"
@@ -59,42 +58,6 @@ def _is_evidence(runs: list[dict]) -> str | None:
     return None
 
 
-def _predictions(result: dict) -> pd.DataFrame:
-    path = Path(result.get("predictions_file") or "")
-    if not path.is_file() and result.get("_file"):  # a store moved as a whole: predictions/ beside results/
-        store = Path(result["_file"]).parent
-        while store.name != "results" and store != store.parent:
-            store = store.parent
-        path = store.parent / "predictions" / f"{result['run_id']}.csv"
-    return pd.read_csv(path).sort_values("image", kind="stable").reset_index(drop=True)
-
-
-def prediction_arrays(runs: list[dict], classes: list[str], multilabel: bool, images: pd.Series | None = None):
-    """(list of per-seed score arrays, labels, patients, images) aligned on the image paths of the first run."""
-    frames = [_predictions(r) for r in sorted(runs, key=lambda r: r["seed"])]
-    reference = frames[0] if images is None else None
-    order = images if images is not None else reference["image"]
-    scores = []
-    for frame in frames:
-        if sorted(frame["image"]) != sorted(order):
-            raise ValueError("the runs' test predictions cover different images")
-        frame = frame.set_index("image").loc[list(order)].reset_index()
-        scores.append(frame[[f"score_{c}" for c in classes]].to_numpy(dtype=float))
-        reference = frame if reference is None else reference
-    if multilabel:
-        labels = np.array([[int(c in str(label).split("|")) for c in classes] for label in reference["label"]])
-    else:
-        labels = reference["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
-    return scores, labels, reference["patient_id"].astype(str).to_numpy(), order
-
-
-def _p(value: float, resamples: int | None = None) -> str:
-    """A p-value as text; a bootstrap p of 0 only says p < 1/resamples."""
-    if resamples and value * resamples < 1:
-        return f"p < {1 / resamples:.0e}" if resamples >= 1000 else f"p < {1 / resamples:.3f}"
-    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"
-
-
 def _value(summary: dict, metric: str) -> str:
     return ci_text(summary["metrics"].get(metric), summary["ci"].get(metric))
 
@@ -121,9 +84,9 @@ def _compare_row(claim: dict, runs_a: list[dict], runs_b: list[dict], n_resample
     else:
         verdict = "inconclusive (CI crosses 0)"
     delong = paired.get("delong")
-    difference = ci_text(paired["difference"], paired["ci"]) + (f", {_p(paired['p_value'], n_resamples)}" if paired.get("p_value") is not None else "")
+    difference = ci_text(paired["difference"], paired["ci"]) + (f", {p_text(paired['p_value'], n_resamples)}" if paired.get("p_value") is not None else "")
     if delong:
-        difference += f"; DeLong {_p(delong['p_value'])}"
+        difference += f"; DeLong {p_text(delong['p_value'])}"
     ours = f"{test['a']}: {_value(a, test['metric'])}; {test['b']}: {_value(b, test['metric'])}"
     return {"ours": ours, "difference": difference, "verdict": verdict}
 

@@ -33,7 +33,8 @@ import numpy as np
 
 from benchmark.claims import DEFAULT_CLAIMS, claims_section, load_claims
 from benchmark.config import ConfigError
-from benchmark.results import changed_keys, read_results, table_key
+from benchmark.paired_table import paired_section
+from benchmark.results import changed_keys, prediction_arrays, read_results, table_key
 from datamodules.atomic import atomic_write_text
 
 HEADLINE = [("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced acc."), ("f1", "Macro F1"), ("auroc", "Macro AUROC"), ("ece", "ECE")]
@@ -71,7 +72,6 @@ def row_intervals(runs: list[dict]) -> dict[str, list[float] | None]:
     predictions as the CI of the metric of the seeds' mean, with the bootstrap settings of the first run."""
     if len(runs) == 1:
         return runs[0].get("ci") or {}
-    from benchmark.claims import prediction_arrays  # the one reader of prediction files
     from benchmark.statistics import bootstrap_metrics
 
     dataset, settings = runs[0]["dataset"], runs[0].get("bootstrap") or {}
@@ -160,6 +160,7 @@ def _group_section(results: list[dict], link_base: str = "") -> list[str]:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
     lines += _config_note(rows)
+    lines += paired_section(rows, _paired_references(results))
     lines += _plot_links(rows, link_base)
     if multilabel:  # the per-finding AUROCs are already the columns above
         return lines
@@ -219,6 +220,15 @@ def gain(score: float | None, reference: float | None) -> float | None:
     if score is None or not reference:
         return None
     return 100.0 * (score - reference) / reference
+
+
+def _paired_references(results: list[dict]) -> list[str]:
+    """The newest result's ``leaderboard: {paired_reference: [...]}`` (the suite that wrote it)."""
+    for result in sorted(results, key=lambda r: r.get("written_at", ""), reverse=True):
+        references = (result.get("leaderboard_options") or {}).get("paired_reference")
+        if references:
+            return list(references)
+    return []
 
 
 def _gain_options(results: list[dict]) -> dict | None:

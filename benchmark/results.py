@@ -15,6 +15,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from datamodules.atomic import atomic_write_text
 
 SCHEMA_VERSION = 1
@@ -167,3 +170,32 @@ def resume_reason(path: Path, spec) -> str | None:
     changes = config_changes(stored.get("config") or {}, effective_config(spec))
     shown = ", ".join(changes[:4]) + (f", and {len(changes) - 4} more" if len(changes) > 4 else "")
     return f"configuration changed: {shown or 'fingerprint differs'}"
+
+
+def read_predictions(result: dict) -> pd.DataFrame:
+    path = Path(result.get("predictions_file") or "")
+    if not path.is_file() and result.get("_file"):  # a store moved as a whole: predictions/ beside results/
+        store = Path(result["_file"]).parent
+        while store.name != "results" and store != store.parent:
+            store = store.parent
+        path = store.parent / "predictions" / f"{result['run_id']}.csv"
+    return pd.read_csv(path).sort_values("image", kind="stable").reset_index(drop=True)
+
+
+def prediction_arrays(runs: list[dict], classes: list[str], multilabel: bool, images: pd.Series | None = None):
+    """(list of per-seed score arrays, labels, patients, images) aligned on the image paths of the first run."""
+    frames = [read_predictions(r) for r in sorted(runs, key=lambda r: r["seed"])]
+    reference = frames[0] if images is None else None
+    order = images if images is not None else reference["image"]
+    scores = []
+    for frame in frames:
+        if sorted(frame["image"]) != sorted(order):
+            raise ValueError("the runs' test predictions cover different images")
+        frame = frame.set_index("image").loc[list(order)].reset_index()
+        scores.append(frame[[f"score_{c}" for c in classes]].to_numpy(dtype=float))
+        reference = frame if reference is None else reference
+    if multilabel:
+        labels = np.array([[int(c in str(label).split("|")) for c in classes] for label in reference["label"]])
+    else:
+        labels = reference["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
+    return scores, labels, reference["patient_id"].astype(str).to_numpy(), order

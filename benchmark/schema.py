@@ -367,6 +367,8 @@ class GainOptions(Section):
 
 class LeaderboardOptions(Section):
     gain: GainOptions | None = None
+    # method ids: under each table, every method paired against the first of these the table holds (paired_table.py)
+    paired_reference: list[str] = []
 
 
 class WandbOptions(Section):

@@ -273,3 +273,12 @@ def ci_text(value, ci) -> str:
     if value is None:
         return "n/a"
     return f"{value:.3f}" if ci is None else f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def p_text(value: float | None, resamples: int | None = None) -> str:
+    """A p-value as text; a bootstrap p of 0 only says p < 1 / resamples."""
+    if value is None:
+        return ""
+    if resamples and value * resamples < 1:
+        return f"p < {1 / resamples:.0e}"
+    return "p < 0.001" if value < 0.001 else f"p = {value:.3f}"

@@ -111,3 +111,17 @@ def test_gain_scores_at_unit_weights_equal_the_gain_table():
     accuracy = one_vs_rest_accuracy(internal["confusion_matrix"], 0)
     assert summary["gain_score/COVID-19"] == pytest.approx(gain_score(internal["metrics"], "COVID-19")["score"])
     assert summary["gain_score_tabulated/COVID-19"] == pytest.approx(gain_score(internal["metrics"], "COVID-19", accuracy=accuracy, ppcr="as_tabulated")["score"])
+
+
+def test_paired_table_tests_every_method_against_the_reference(tmp_path):
+    from benchmark.paired_table import paired_section
+
+    rows = {"single_net": [_result(tmp_path, "single_net", 0.5)], "siamese": [_result(tmp_path, "siamese", 0.95)],
+            "twin": [_result(tmp_path, "twin", 0.5, seed=1)]}
+    lines = paired_section(rows, ["absent", "single_net"])
+    assert lines[0].startswith("Paired against `single_net`")
+    siamese = next(line for line in lines if line.startswith("| siamese |"))
+    difference = float(siamese.split("|")[2].split()[0])
+    assert difference > 0.3 and "p < 5e-04" in siamese  # 0.95 against 0.5: clearly better
+    assert not any(line.startswith("| single_net |") for line in lines)  # the reference is not compared with itself
+    assert paired_section(rows, ["absent"]) == []
