@@ -17,12 +17,14 @@ from matplotlib.figure import Figure
 from torchmetrics.functional.classification import binary_auroc, binary_roc
 
 from benchmark.loggers import log_plots_to_wandb
+from benchmark.statistics import confidence_bins
 from datamodules.atomic import atomic_path
+from lightning_modules.metrics import ECE_BINS
 from lightning_modules.predictions import deduplicate
 
 log = logging.getLogger(__name__)
 
-N_BINS = 15  # reliability bins, equal width on [0, 1] (Guo et al. 2017)
+N_BINS = ECE_BINS  # reliability bins, equal width on [0, 1] (Guo et al. 2017), as the ECE metric
 
 
 def draw_run_plots(scores, labels, class_names: list[str], *, multilabel: bool, out_dir: Path, title: str) -> dict[str, Path]:
@@ -42,7 +44,7 @@ def draw_run_plots(scores, labels, class_names: list[str], *, multilabel: bool, 
         matrix = np.zeros((len(class_names),) * 2, dtype=np.int64)
         np.add.at(matrix, (labels.numpy(), predicted.numpy()), 1)
         plots["confusion"] = _save(_confusion_figure(matrix, class_names, title), out_dir / "confusion.png")
-    bins = _reliability_bins(confidence.numpy(), correct.numpy())
+    bins = confidence_bins(confidence.numpy(), correct.numpy(), n_bins=N_BINS)
     plots["reliability"] = _save(_reliability_figure(bins, f"{title}\n{what}", outcome), out_dir / "reliability.png")
     return plots
 
@@ -94,19 +96,6 @@ def _confusion_figure(matrix: np.ndarray, class_names, title) -> Figure:
     ax.set(xlabel="predicted", ylabel="true", title=f"{title}\nconfusion matrix (shading: share of the row)")
     figure.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     return figure
-
-
-def _reliability_bins(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS) -> dict[str, np.ndarray | float]:
-    """Equal-width bins on [0, 1] (a confidence of 1 falls in the last): count, accuracy and mean confidence per
-    bin, and ECE = sum over bins of |accuracy - confidence| weighted by the bin's share of the predictions."""
-    confidence, correct = np.clip(np.asarray(confidence, dtype=np.float64), 0, 1), np.asarray(correct, dtype=np.float64)
-    index = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
-    count = np.bincount(index, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        accuracy = np.bincount(index, correct, minlength=n_bins) / count
-        mean_confidence = np.bincount(index, confidence, minlength=n_bins) / count
-    ece = float(np.nansum(np.abs(accuracy - mean_confidence) * count) / max(count.sum(), 1))
-    return {"edges": np.linspace(0, 1, n_bins + 1), "count": count, "accuracy": accuracy, "confidence": mean_confidence, "ece": ece}
 
 
 def _reliability_figure(bins: dict, title: str, outcome: str) -> Figure:

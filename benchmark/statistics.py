@@ -251,6 +251,22 @@ def delong_test(scores_a, scores_b, positive) -> dict:
             "se": se, "z": float(z), "p_value": float(2 * stats.norm.sf(abs(z)))}
 
 
+def confidence_bins(confidence: np.ndarray, correct: np.ndarray, *, n_bins: int = ECE_BINS) -> dict[str, np.ndarray | float]:
+    """A reliability diagram's bins of any (confidence, correct) pairs (top-label confidence, or every finding's
+    probability against whether it is present): equal-width bins on [0, 1] (a confidence of 1 falls in the last),
+    count, accuracy and mean confidence per bin (NaN where empty), and ECE = sum over bins of |accuracy -
+    confidence| weighted by the bin's share of the predictions."""
+    confidence, correct = np.clip(np.asarray(confidence, dtype=np.float64), 0, 1), np.asarray(correct, dtype=np.float64)
+    index = np.minimum((confidence * n_bins).astype(np.int64), n_bins - 1)
+    count = np.bincount(index, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        accuracy = np.bincount(index, correct, minlength=n_bins) / count
+        mean_confidence = np.bincount(index, confidence, minlength=n_bins) / count
+    ece = float(np.nansum(np.abs(accuracy - mean_confidence) * count) / max(count.sum(), 1))
+    return {"edges": np.linspace(0, 1, n_bins + 1), "count": count, "accuracy": accuracy, "confidence": mean_confidence, "ece": ece}
+
+
+
 def reliability_bins(scores, labels, *, n_bins: int = ECE_BINS) -> dict:
     """Top-label reliability diagram of single-label scores: per equal-width confidence bin, the mean confidence,
     the accuracy and the image count (None where a bin is empty), and the ECE of torchmetrics'
@@ -258,14 +274,11 @@ def reliability_bins(scores, labels, *, n_bins: int = ECE_BINS) -> dict:
     of their own; the diagram shows them in the last bin."""
     labels = _labels(labels, np.shape(scores)[1], multilabel=False)
     probs = _seed_stack(scores, len(labels), np.shape(scores)[1], multilabel=False)[0]
-    confidence, correct = probs.max(1).astype(np.float64), (probs.argmax(1) == labels).astype(np.float64)
-    edges = torch.linspace(0, 1, n_bins + 1)
-    index = (torch.bucketize(torch.as_tensor(probs.max(1)), edges, right=True) - 1).clamp(max=n_bins - 1).numpy()
-    count = np.bincount(index, minlength=n_bins)
-    mean = lambda values: [float(s / c) if c else None for s, c in zip(np.bincount(index, values, minlength=n_bins), count)]
+    bins = confidence_bins(probs.max(1), probs.argmax(1) == labels, n_bins=n_bins)
+    listed = lambda values: [None if np.isnan(v) else float(v) for v in values]
     ece = multiclass_calibration_error(torch.as_tensor(probs), torch.as_tensor(labels), probs.shape[1], n_bins=n_bins, norm="l1")
-    return {"bin_edges": np.linspace(0, 1, n_bins + 1).tolist(), "confidence": mean(confidence), "accuracy": mean(correct),
-            "count": count.tolist(), "ece": float(ece)}
+    return {"bin_edges": bins["edges"].tolist(), "confidence": listed(bins["confidence"]), "accuracy": listed(bins["accuracy"]),
+            "count": bins["count"].tolist(), "ece": float(ece)}
 
 
 def ci_text(value, ci) -> str:

@@ -14,7 +14,8 @@ from torchmetrics.classification import MulticlassCalibrationError
 
 from benchmark.cli import main
 from benchmark.loggers import build_loggers, finish_wandb, log_plots_to_wandb, log_suite_summary
-from benchmark.plots import _reliability_bins, draw_run_plots
+from benchmark.plots import draw_run_plots
+from benchmark.statistics import confidence_bins
 
 REPO = Path(__file__).resolve().parent.parent
 CLASSES = ["COVID-19", "normal", "pneumonia"]
@@ -80,13 +81,13 @@ def test_roc_legend_gives_auroc_and_names_the_absent_class(tmp_path, monkeypatch
 def test_reliability_bins_match_torchmetrics_ece():
     scores, labels = _single_label(n=400, seed=1)
     confidence, predicted = scores.max(dim=1)
-    bins = _reliability_bins(confidence.numpy(), (predicted == labels).numpy())
+    bins = confidence_bins(confidence.numpy(), (predicted == labels).numpy())
     expected = MulticlassCalibrationError(num_classes=3, n_bins=15, norm="l1")(scores, labels)
     assert bins["ece"] == pytest.approx(float(expected), abs=1e-6)
     assert bins["count"].sum() == 400 and len(bins["count"]) == 15
     filled = bins["count"] > 0
     assert np.all((bins["confidence"][filled] >= bins["edges"][:-1][filled]) & (bins["confidence"][filled] <= bins["edges"][1:][filled]))
-    edges = _reliability_bins(np.array([1.0, 1.0, 0.5, 0.5]), np.array([1, 0, 1, 1]))
+    edges = confidence_bins(np.array([1.0, 1.0, 0.5, 0.5]), np.array([1, 0, 1, 1]))
     assert edges["count"][-1] == 2 and edges["count"][7] == 2  # confidence 1 falls in the last bin
     assert edges["ece"] == pytest.approx(0.5 * 0.5 + 0.5 * 0.5)  # each bin: |accuracy - confidence| 0.5, half the predictions
 
