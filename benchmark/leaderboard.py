@@ -33,6 +33,7 @@ import numpy as np
 
 from benchmark.claims import DEFAULT_CLAIMS, claims_section, load_claims
 from benchmark.config import ConfigError
+from benchmark.external.table import external_section, read_external_results
 from benchmark.paired_table import paired_section
 from benchmark.results import changed_keys, prediction_arrays, read_results, table_key
 from datamodules.atomic import atomic_write_text
@@ -352,8 +353,6 @@ def render(results: list[dict[str, Any]], *, source: str, store: str | None = No
     for key in sorted(groups, key=lambda k: (not groups[k][0]["dataset"].get("synthetic"), k[0], k[1], -len(k[3]), k)):
         lines += _group_section(groups[key], link_base)
     if external:
-        from benchmark.external.table import external_section
-
         lines += external_section(results, external)
     if claims is not None:
         lines += claims_section(claims, results, source=source)
@@ -410,12 +409,6 @@ def write_leaderboard(out_dir: Path, leaderboard_path: Path, *, replace: bool = 
     results, skipped = read_results(results_dir)
     claims = load_claims(claims_path) if claims_path else None
     page = render(results, source=str(results_dir), store=_store_label(results_dir, leaderboard_path), skipped=skipped, claims=claims,
-                  external=_external_results(Path(out_dir)))
+                  external=read_external_results(Path(out_dir)))
     atomic_write_text(leaderboard_path, page)
     return leaderboard_path
-
-
-def _external_results(out_dir: Path) -> list[dict]:
-    from benchmark.external.table import read_external_results
-
-    return read_external_results(out_dir)

@@ -20,7 +20,6 @@ from benchmark.loggers import log_plots_to_wandb
 from benchmark.statistics import confidence_bins
 from datamodules.atomic import atomic_path
 from lightning_modules.metrics import ECE_BINS
-from lightning_modules.predictions import deduplicate
 
 log = logging.getLogger(__name__)
 
@@ -118,15 +117,11 @@ def _reliability_figure(bins: dict, title: str, outcome: str) -> Figure:
     return figure
 
 
-def plot_run(trainer, predictions_path: Path, datamodule, *, out_dir: Path, run_id: str) -> dict[str, str] | None:
-    """The runner's one call, after the test and before W&B is closed: on rank 0, draw the run's plots from the
-    saved test predictions (each image once), log them to the run's W&B run and return their paths relative to
-    ``out_dir`` for the result JSON (None on other ranks). A plot that fails is a warning, never a lost result."""
-    if not trainer.is_global_zero:
-        return None
+def plot_run(trainer, scores, labels, datamodule, *, out_dir: Path, run_id: str) -> dict[str, str]:
+    """The runner's one call on rank 0, after the test and before W&B is closed: draw the run's plots from its
+    de-duplicated test scores, log them to the run's W&B run and return their paths relative to ``out_dir`` for the
+    result JSON. A plot that fails is a warning, never a lost result."""
     try:
-        predictions = torch.load(predictions_path, weights_only=True)
-        _, scores, labels = deduplicate(predictions["index"], predictions["scores"], predictions["labels"])
         title = run_id + (" [SYNTHETIC DATA]" if datamodule.is_synthetic else "")
         plots = draw_run_plots(scores, labels, datamodule.class_names, multilabel=datamodule.multilabel, out_dir=Path(out_dir) / "plots" / run_id, title=title)
     except Exception as error:  # noqa: BLE001 - the trained model and its metrics matter more than a figure

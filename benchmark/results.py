@@ -167,9 +167,13 @@ def resume_reason(path: Path, spec) -> str | None:
         return "result has no fingerprint (written by an older version)"
     if stored["config_fingerprint"] == config_fingerprint(spec):
         return None
-    changes = config_changes(stored.get("config") or {}, effective_config(spec))
+    return f"configuration changed: {changes_text(config_changes(stored.get('config') or {}, effective_config(spec)))}"
+
+
+def changes_text(changes: list[str]) -> str:
+    """The first four changes of ``config_changes`` and how many more, for a log line."""
     shown = ", ".join(changes[:4]) + (f", and {len(changes) - 4} more" if len(changes) > 4 else "")
-    return f"configuration changed: {shown or 'fingerprint differs'}"
+    return shown or "fingerprint differs"
 
 
 def read_predictions(result: dict) -> pd.DataFrame:

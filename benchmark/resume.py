@@ -31,7 +31,7 @@ import torch
 from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import CSVLogger
 
-from benchmark.results import config_changes, config_fingerprint, effective_config
+from benchmark.results import changes_text, config_changes, config_fingerprint, effective_config
 from datamodules.atomic import atomic_write_text
 
 log = logging.getLogger(__name__)
@@ -81,8 +81,7 @@ def _other_run(run_file: Path, spec) -> str | None:
     changes = config_changes(record.get("config") or {}, effective_config(spec))
     if record.get("seed") != spec.seed:
         changes.append(f"seed {record.get('seed')} -> {spec.seed}")
-    shown = ", ".join(changes[:4]) + (f", and {len(changes) - 4} more" if len(changes) > 4 else "")
-    return f"it was written with another configuration ({shown or 'fingerprint differs'})"
+    return f"it was written with another configuration ({changes_text(changes)})"
 
 
 class ResumeState(pl.Callback):

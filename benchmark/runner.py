@@ -183,13 +183,14 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
     predictions_path = out_dir / "logs" / spec.run_id / "test_predictions.pt"
     task.predictions_path = str(predictions_path)
     trainer.test(task, datamodule=datamodule, ckpt_path=best_path or None, verbose=False)
-    plots = plot_run(trainer, predictions_path, datamodule, out_dir=out_dir, run_id=spec.run_id)  # before W&B closes
-    finish_wandb()
     if not trainer.is_global_zero:
+        finish_wandb()
         return None
 
-    predictions = torch.load(predictions_path, weights_only=True)
+    predictions = torch.load(predictions_path, weights_only=True)  # each test image once, whatever the ranks
     index, scores, labels = deduplicate(predictions["index"], predictions["scores"], predictions["labels"])
+    plots = plot_run(trainer, scores, labels, datamodule, out_dir=out_dir, run_id=spec.run_id)  # before W&B closes
+    finish_wandb()
     evaluation = evaluate(scores, labels, datamodule.class_names, multilabel=datamodule.multilabel)
     patients = datamodule.frames["test"]["patient_id"].to_numpy()[index.numpy()]
     intervals = bootstrap_metrics(scores.numpy(), labels.numpy(), patients, datamodule.class_names, multilabel=datamodule.multilabel, **(spec.statistics or {}))
@@ -235,7 +236,7 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
     if spec.leaderboard:
         result["leaderboard_options"] = spec.leaderboard
     write_result(result_path(out_dir, spec.run_id), result)
-    if getattr(spec, "external", None):  # the suite's external test sets, scored with this run's checkpoint (benchmark/external/evaluate_set.py)
+    if spec.external:  # the suite's external test sets, scored with this run's checkpoint (benchmark/external/evaluate_set.py)
         from benchmark.external.evaluate_set import evaluate_suite_externals
 
         evaluate_suite_externals(spec, result_path(out_dir, spec.run_id), cache_dir=cache_dir, datamodule=datamodule, command=command)

@@ -25,6 +25,7 @@ from benchmark.external.duplicates import train_val_duplicates
 from benchmark.external.labels import check_label_map, map_findings, map_labels
 from benchmark.external.metrics import external_intervals, present_class_metrics
 from benchmark.external.report import duplicate_report, fmt, per_class, set_name, write_predictions
+from benchmark.external.table import external_dir
 from benchmark.external.trained_run import TrainedRun, describe_run, load_run, score
 from benchmark.results import write_result
 from datamodules.cache import ImageCache
@@ -34,14 +35,8 @@ from datamodules.missing import screen_paths
 from datamodules.readers.base import encode_targets
 
 log = logging.getLogger(__name__)
-
-EXTERNAL_DIR = "external"
 DUPLICATE_POLICIES = ("exclude", "keep")
 PIPELINE_OPTIONS = ("missing",)  # the only DataModule options an external set may set; the rest are the run's
-
-
-def external_dir(out_dir: Path, run_id: str) -> Path:
-    return Path(out_dir) / EXTERNAL_DIR / run_id
 
 
 def resolve_root(name: str, root: str | Path | None, *, where: str) -> Path | None:

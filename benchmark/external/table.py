@@ -14,11 +14,16 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmark.external.evaluate_set import EXTERNAL_DIR
 from benchmark.results import SCHEMA_VERSION
 
 log = logging.getLogger(__name__)
 REQUIRED = ("run_id", "external_dataset", "counts", "metrics")
+EXTERNAL_DIR = "external"
+
+
+def external_dir(out_dir: Path, run_id: str) -> Path:
+    """Where the external results of one run go (never under <out>/results, which holds the internal ones)."""
+    return Path(out_dir) / EXTERNAL_DIR / run_id
 
 
 def read_external_results(out_dir: str | Path) -> list[dict[str, Any]]:
