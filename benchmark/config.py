@@ -117,6 +117,7 @@ class RunSpec:
     leaderboard: dict[str, Any] = field(default_factory=dict)
     statistics: dict[str, Any] = field(default_factory=dict)  # bootstrap settings of the test metrics' CIs
     external: list[dict[str, Any]] = field(default_factory=list)  # test sets scored after the run (benchmark/external/evaluate_set.py)
+    stages: list[dict[str, Any]] | None = None  # a chain's resolved stages, the last one this run's (benchmark/chain_config.py)
 
     @property
     def run_id(self) -> str:
@@ -135,6 +136,7 @@ class Suite:
 def load_suite(path: str | Path, *, data_root: str | Path | None = None, seeds: list[int] | None = None, trainer_overrides: dict | None = None) -> Suite:
     """Read, validate and expand a suite: one RunSpec per (dataset, method, seed), each with the effective
     settings (suite over method over defaults), validated before anything is trained or written."""
+    from benchmark.chain_config import expand_chain, final_dataset
     from benchmark.schema import DataConfig, SuiteFile, TrainerConfig, validate
 
     path = Path(path)
@@ -150,8 +152,20 @@ def load_suite(path: str | Path, *, data_root: str | Path | None = None, seeds: 
     leaderboard = {k: v for k, v in raw["leaderboard"].items() if v is not None}
     external = [_external_entry(entry, path, data_root, raw) for entry in raw["external"]]
     runs = []
-    for dataset in datasets:
+    for dataset_number, dataset in enumerate(datasets):
         for method in methods:
+            if method.get("stages"):  # a chain (benchmark/chain_config.py)
+                own = final_dataset(method, suite_path=path, data_root=data_root, raw=raw)
+                if own is not None and dataset_number:
+                    continue  # its last stage names its own dataset: one run per seed, whatever the suite's datasets
+                run_dataset = own or dataset
+                stages = expand_chain(method, suite_path=path, suite_data=suite_data, suite_trainer=suite_trainer,
+                                      data_root=data_root, raw=raw, run_dataset=run_dataset)
+                for seed in run_seeds:
+                    runs.append(RunSpec(name, run_dataset, method, int(seed), stages[-1]["data"], stages[-1]["trainer"], raw["logging"],
+                                        leaderboard=copy.deepcopy(leaderboard), statistics=dict(raw["statistics"]),
+                                        external=copy.deepcopy(external), stages=copy.deepcopy(stages)))
+                continue
             data = deep_merge(method.get("data", {}), suite_data)
             for key in SPLIT_KEYS:  # the split belongs to the suite, never to a method
                 data.pop(key, None)

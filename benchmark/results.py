@@ -67,6 +67,8 @@ def effective_config(spec) -> dict[str, Any]:
         "trainer": spec.trainer,
         "grid_search": spec.grid_search,
     }
+    if getattr(spec, "stages", None):  # a chain: every stage's resolved dataset and settings
+        config["stages"] = [{**stage, "dataset": {k: v for k, v in stage["dataset"].items() if k not in PATH_DATASET_KEYS}} for stage in spec.stages]
     return json.loads(json.dumps(_json_safe(config), sort_keys=True, default=str))
 
 

@@ -177,7 +177,12 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
     requested, search = spec, None  # the suite's spec: its fingerprint decides --resume, whatever a search chooses
     if spec.grid_search:
         search, spec = run_grid_search(spec, fit=fit_and_validate, out_dir=out_dir, cache_dir=cache_dir)
-    fitted = _fit(spec, out_dir=out_dir, cache_dir=cache_dir, log_dir=out_dir / "logs" / spec.run_id, resumable=True, resume=resume, progress=progress)
+    if spec.stages:  # a chain: earlier stages trained or reused, the last one's phases trained (benchmark/chain.py)
+        from benchmark.chain import run_chain
+
+        fitted = run_chain(spec, out_dir=out_dir, cache_dir=cache_dir, log_dir=out_dir / "logs" / spec.run_id, progress=progress)
+    else:
+        fitted = _fit(spec, out_dir=out_dir, cache_dir=cache_dir, log_dir=out_dir / "logs" / spec.run_id, resumable=True, resume=resume, progress=progress)
     datamodule, task, trainer, checkpoint, throughput, monitor = (fitted[k] for k in ("datamodule", "task", "trainer", "checkpoint", "throughput", "monitor"))
     best_path = checkpoint.best_model_path or None
     predictions_path = out_dir / "logs" / spec.run_id / "test_predictions.pt"
@@ -231,6 +236,8 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
     result["config_fingerprint"] = config_fingerprint(requested)
     if throughput.pairs_per_second:
         result["train_pairs_per_second"] = throughput.pairs_per_second
+    if spec.stages:
+        _chain_fields(result, fitted["stages"], evaluation["metrics"])
     if search is not None:
         result["grid_search"] = search
     if spec.leaderboard:
@@ -241,6 +248,19 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
 
         evaluate_suite_externals(spec, result_path(out_dir, spec.run_id), cache_dir=cache_dir, datamodule=datamodule, command=command)
     return result
+
+
+def _chain_fields(result: dict, stages: list[dict], metrics: dict) -> None:
+    """A chain's result: every stage's record, the last stage's phases (its final phase tested by the run itself), and
+    epochs counted over the whole last stage."""
+    final = stages[-1]
+    final["phases"][-1]["test"] = metrics
+    result["stages"] = stages
+    result["phases"] = final["phases"]
+    result["start_weights"] = final["start"]
+    result["epochs_trained"] = final["epochs"]
+    result["best_epoch"] = final["phases"][-1]["best_epoch"]
+    result["train_seconds"] = final["train_seconds"]
 
 
 def _best_epoch(checkpoint: ModelCheckpoint) -> int | None:

@@ -211,6 +211,98 @@ class StartWeightsFile(Section):
     strict: bool = True
 
 
+# ----- chains: stages and their phases (benchmark/chain.py; transfer paper section 4.2, twice-transfer section 6) -----
+class EarlyStop(Section):
+    """End a phase when ``metric`` has not improved for ``patience`` validation epochs (twice transfer, section 6.2)."""
+
+    metric: Annotated[str, Field(pattern=r"^val/")] = "val/loss"
+    mode: Literal["min", "max"] = "min"
+    patience: PositiveInt
+
+
+class Phase(Section):
+    """One phase of a stage's schedule: which parameters train, with which optimiser, for how many epochs.
+    ``train``: ``all``, ``head`` (the backbone frozen), or parameter-name prefixes (``[backbone.features.denseblock4, head]``)."""
+
+    name: str | None = None
+    train: Literal["all", "head"] | Annotated[list[str], Field(min_length=1)] = "all"
+    epochs: PositiveInt
+    optimizer: Optimizer | None = None  # None: the method's
+    scheduler: Scheduler | None = None
+    early_stopping: EarlyStop | None = None
+
+
+START_KINDS = ("random", "imagenet", "file", "stage", "chexnet")
+
+
+class Start(Section):
+    """How a stage's network starts: ``random``; ``imagenet`` (timm's weights: cache or download, or ``file``: an
+    offline copy); ``file: PATH`` (a local state dict); ``stage: NAME`` (an earlier stage of the chain); ``chexnet:
+    PATH`` (a CheXNet checkpoint of a public release). Written as ``start: imagenet`` or ``start: {stage: cxr14}``."""
+
+    kind: Literal["random", "imagenet", "file", "stage", "chexnet"]
+    file: str | None = None
+    stage: str | None = None
+    strict: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_forms(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            if data not in ("random", "imagenet"):
+                raise PydanticCustomError("start", "start must be random, imagenet or a mapping {file|stage|chexnet|imagenet: ...} (got {value!r})", {"value": data})
+            return {"kind": data}
+        if isinstance(data, dict) and "kind" not in data:
+            kinds = [k for k in data if k in START_KINDS]
+            if len(kinds) != 1:
+                raise PydanticCustomError("start", "start needs exactly one of {kinds} (got {value!r})", {"kinds": ", ".join(START_KINDS), "value": data})
+            kind, value = kinds[0], data[kinds[0]]
+            rest = {k: v for k, v in data.items() if k != kind}
+            if kind == "stage":
+                return {"kind": kind, "stage": value, **rest}
+            if kind == "imagenet" and isinstance(value, dict):
+                return {"kind": kind, **value, **rest}
+            return {"kind": kind, "file": value, **rest}
+        return data
+
+    @model_validator(mode="after")
+    def _needs(self) -> Start:
+        if self.kind in ("file", "chexnet") and not self.file:
+            raise ValueError(f"start: {self.kind} needs a file")
+        if self.kind == "stage" and not self.stage:
+            raise ValueError("start: stage needs the name of an earlier stage")
+        return self
+
+
+class StageDataset(Section):
+    name: str
+    root: str | None = None
+    options: dict[str, Any] = {}
+
+
+class StageConfig(Section):
+    """One stage of a chain: its dataset (none: the suite's, for the last stage only), its head, how it starts and
+    its phases. ``keep_outputs`` {this stage's class: the start's class} copies those output neurons' weight rows and
+    biases (twice transfer's output-neuron keeping, section 3.2); the other outputs are new."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    dataset: StageDataset | str | None = None
+    start: Start = Start(kind="random")
+    head: Literal["softmax", "sigmoid"] | None = None  # None: softmax, sigmoid for a multi-label dataset
+    keep_outputs: dict[str, str] = {}
+    loss: Loss | None = None  # None: the method's, else BCE for a sigmoid head, cross-entropy for softmax
+    monitor: Monitor | None = None  # None: the method's
+    data: dict[str, Any] = {}  # over the method's input settings (image size, channels ...); split keys for its own dataset
+    trainer: dict[str, Any] = {}
+    phases: Annotated[list[Phase], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _keep_needs_a_source(self) -> StageConfig:
+        if self.keep_outputs and self.start.kind not in ("stage", "chexnet"):
+            raise ValueError(f"stage {self.name}: keep_outputs needs start: stage or chexnet (got {self.start.kind})")
+        return self
+
+
 # ----- per-method sections: `model:` and `task:` -----
 class NoOptions(Section):
     pass
@@ -323,7 +415,24 @@ class MethodFile(Section):
     trainer: dict[str, Any] = {}
     monitor: Monitor = Monitor()
     grid_search: dict[str, Any] | None = None  # benchmark/config.py parse_grid parses it; every point is validated
+    stages: list[StageConfig] | None = None  # a chain (benchmark/chain.py); None: one training on the suite's dataset
     deviations: list[str] = []
+
+    @model_validator(mode="after")
+    def _chain(self) -> MethodFile:
+        if not self.stages:
+            return self
+        names = [stage.name for stage in self.stages]
+        for number, stage in enumerate(self.stages):
+            if names.count(stage.name) > 1:
+                raise ValueError(f"stage name {stage.name!r} is used twice")
+            if stage.start.kind == "stage" and stage.start.stage not in names[:number]:
+                raise ValueError(f"stage {stage.name}: start: stage {stage.start.stage!r} is not an earlier stage (earlier: {', '.join(names[:number]) or 'none'})")
+            if stage.dataset is None and number < len(self.stages) - 1:
+                raise ValueError(f"stage {stage.name}: only the last stage may leave out `dataset` (it then trains on the suite's)")
+        if self.grid_search:
+            raise ValueError("a chain (stages:) has no grid search")
+        return self
 
     @model_validator(mode="after")
     def _known_method(self) -> MethodFile:

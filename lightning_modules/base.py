@@ -38,12 +38,18 @@ class ClassificationTask(pl.LightningModule):
         optimizer: dict | None = None,
         scheduler: dict | None = None,
         start_weights: str | dict | None = None,
+        head_activation: str | None = None,
     ):
         super().__init__()
         self.save_hyperparameters()
         self.class_names = list(class_names)
         self.num_classes = len(class_names)
         self.multilabel = multilabel
+        # softmax, or sigmoid outputs (one per class): multi-label tasks, and single-label ones trained with BCE on
+        # one-hot targets (twice transfer, section 6.2: "three neurons and sigmoid activation")
+        self.head_activation = head_activation or ("sigmoid" if multilabel else "softmax")
+        if self.head_activation not in ("softmax", "sigmoid") or (multilabel and self.head_activation != "sigmoid"):
+            raise ValueError(f"head_activation {head_activation!r}: softmax or sigmoid (sigmoid for a multi-label task)")
         self.configure_models()
         self.configure_losses()
         self.configure_metrics()
@@ -56,7 +62,8 @@ class ClassificationTask(pl.LightningModule):
         raise NotImplementedError
 
     def configure_losses(self) -> None:
-        self.criterion = build_loss(self.hparams.loss, num_classes=self.num_classes, multilabel=self.multilabel, class_names=self.class_names)
+        loss = self.hparams.loss or ({"name": "bce"} if self.head_activation == "sigmoid" else None)
+        self.criterion = build_loss(loss, num_classes=self.num_classes, multilabel=self.multilabel, class_names=self.class_names)
 
     def configure_metrics(self) -> None:
         make = lambda stage: classification_metrics(self.class_names, multilabel=self.multilabel, prefix=f"{stage}/")
@@ -73,7 +80,14 @@ class ClassificationTask(pl.LightningModule):
         return self.model(x)
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(logits) if self.multilabel else torch.softmax(logits, dim=1)
+        """Class scores: softmax; sigmoid for multi-label; a single-label sigmoid head's outputs divided by their sum
+        (same arg-max, and scores that sum to one like every other method's, for AUROC and calibration alike)."""
+        if self.multilabel:
+            return torch.sigmoid(logits)
+        if self.head_activation == "sigmoid":
+            probabilities = torch.sigmoid(logits)
+            return probabilities / probabilities.sum(dim=1, keepdim=True).clamp(min=1e-12)
+        return torch.softmax(logits, dim=1)
 
     def _step(self, batch: dict[str, Any], stage: str) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self(batch["image"])
@@ -124,6 +138,10 @@ class ClassificationTask(pl.LightningModule):
         optimizer = build_optimizer(self.trainable_parameters(), self.hparams.optimizer)
         scheduler = build_scheduler(optimizer, self.hparams.scheduler, max_epochs=lambda: self.trainer.max_epochs)
         return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def set_phase(self, *, optimizer: dict | None, scheduler: dict | None) -> None:
+        """The optimiser and scheduler of the next ``Trainer.fit`` (a chain's phase, benchmark/chain.py)."""
+        self.hparams.optimizer, self.hparams.scheduler = optimizer, scheduler
 
     def trainable_parameters(self):
         return (p for p in self.parameters() if p.requires_grad)

@@ -17,13 +17,16 @@ IGNORE = -1.0
 
 
 class MaskedBCEWithLogits(nn.Module):
-    """Binary cross-entropy over the known entries only (target >= 0), averaged over those entries."""
+    """Binary cross-entropy over the known entries only (target >= 0), averaged over those entries; class-index
+    targets (a single-label task with sigmoid outputs) become one-hot."""
 
     def __init__(self, pos_weight: list[float] | None = None):
         super().__init__()
         self.register_buffer("pos_weight", torch.tensor(pos_weight, dtype=torch.float32) if pos_weight else None)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if target.ndim == 1:  # class indices of a single-label task: one-hot targets (twice transfer, section 6.2)
+            target = F.one_hot(target.long(), logits.shape[1])
         target = target.float()
         known = target >= 0
         loss = F.binary_cross_entropy_with_logits(logits, target.clamp(min=0), pos_weight=self.pos_weight, reduction="none")

@@ -1,0 +1,86 @@
+"""A chain's stages expanded for one suite: each stage's dataset found (or its synthetic stand-in), its data and
+trainer settings merged and validated, so a typo in any stage fails before anything trains.
+
+Settings flow as for a plain method, per stage: the method's input settings (``INPUT_KEYS``: image size, channels,
+normalisation, batch sizes, workers) reach every stage, its task settings (class map, sampling ...) only the stage
+that trains on the suite's dataset; a stage's own ``data:``/``trainer:`` come next, the suite's last. The split keys
+of the suite's dataset are the suite's; a stage on a dataset of its own may set its own fractions (the
+twice-transfer ChestX-ray14 split is 70/10/20, section 5.1).
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+from benchmark.config import SPLIT_KEYS, ConfigError, _dataset_entry, deep_merge
+from benchmark.results import fingerprint
+
+INPUT_KEYS = ("image_size", "channels", "normalization", "batch_size", "eval_batch_size", "num_workers")
+
+
+def expand_chain(method: dict, *, suite_path: Path, suite_data: dict, suite_trainer: dict, data_root, raw: dict,
+                 run_dataset: dict) -> list[dict[str, Any]]:
+    """The resolved stages of ``method`` for a run on ``run_dataset`` (the last stage's own dataset where it names
+    one); every stage dict holds name, dataset, data, trainer, start, head, keep_outputs, loss, monitor, phases."""
+    from benchmark.schema import DataConfig, TrainerConfig, validate
+
+    stages = []
+    last = len(method["stages"]) - 1
+    for number, stage in enumerate(method["stages"]):
+        where = f"{method['file']} stage {stage['name']}"
+        own_dataset = stage.get("dataset") is not None
+        if own_dataset:
+            dataset = _dataset_entry(copy.deepcopy(stage["dataset"]), suite_path, data_root, raw)
+        else:
+            dataset = run_dataset
+        inputs = {k: v for k, v in method.get("data", {}).items() if number == last or k in INPUT_KEYS}
+        data = deep_merge(deep_merge(inputs, {k: v for k, v in stage.get("data", {}).items() if k not in SPLIT_KEYS}),
+                          {k: v for k, v in suite_data.items() if k not in SPLIT_KEYS})
+        for key in SPLIT_KEYS:
+            if key in stage.get("data", {}) and not own_dataset:
+                raise ConfigError(f"{where}: data.{key}: a stage on the suite's dataset uses the suite's split")
+            value = stage["data"].get(key) if own_dataset and key in stage.get("data", {}) else suite_data.get(key)
+            if value is not None:
+                data[key] = value
+        trainer = deep_merge(deep_merge(method.get("trainer", {}), stage.get("trainer", {})), suite_trainer)
+        trainer.pop("max_epochs", None)  # a stage's epochs are its phases'
+        stages.append({
+            "name": stage["name"], "dataset": dataset,
+            "data": validate(DataConfig, data, where=where, section="data"),
+            "trainer": validate(TrainerConfig, trainer, where=where, section="trainer"),
+            **{key: copy.deepcopy(stage.get(key)) for key in ("start", "head", "keep_outputs", "phases")},
+            "loss": copy.deepcopy(stage.get("loss") or method.get("loss")),
+            "monitor": copy.deepcopy(stage.get("monitor") or method.get("monitor")),
+        })
+    return stages
+
+
+def final_dataset(method: dict, *, suite_path: Path, data_root, raw: dict) -> dict | None:
+    """The dataset entry of a chain whose last stage names its own (a ChestX-ray14-only method), else None."""
+    last = (method.get("stages") or [{}])[-1]
+    if last.get("dataset") is None:
+        return None
+    return _dataset_entry(copy.deepcopy(last["dataset"]), suite_path, data_root, raw)
+
+
+PATH_KEYS = ("root", "data_root")
+
+
+def stage_fingerprints(method: dict, stages: list[dict]) -> list[str]:
+    """One fingerprint per stage: everything its weights depend on (the method's network, the stage's dataset,
+    settings, phases, and the fingerprint of the stage it starts from), not names or data paths, so two methods
+    with the same stage share one training (its seed is kept beside it)."""
+    prints: dict[str, str] = {}
+    for stage in stages:
+        start = dict(stage["start"])
+        if start.get("kind") == "stage":
+            start["stage"] = prints[start["stage"]]
+        config = {
+            "network": {k: method.get(k) for k in ("method", "model", "task", "optimizer", "scheduler")},
+            "dataset": {k: v for k, v in stage["dataset"].items() if k not in PATH_KEYS},
+            "stage": {**{k: v for k, v in stage.items() if k not in ("name", "dataset")}, "start": start},
+        }
+        prints[stage["name"]] = fingerprint(config)
+    return [prints[stage["name"]] for stage in stages]
