@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 DATA_KEYS = (
     "image_size", "batch_size", "eval_batch_size", "num_workers", "split_seed", "val_fraction", "test_fraction",
-    "augmentation", "augment_classes", "normalization", "balanced_sampling", "class_names", "class_map",
+    "augmentation", "augment_classes", "normalization", "channels", "balanced_sampling", "expansion", "class_names", "class_map",
 )
 
 
@@ -106,6 +106,7 @@ def build_task(spec, datamodule: CXRDataModule) -> pl.LightningModule:
         class_names=datamodule.class_names,
         multilabel=datamodule.multilabel,
         image_size=datamodule.image_size,
+        in_chans=datamodule.channels,
         model=method.get("model"),
         loss=method.get("loss"),
         optimizer=method.get("optimizer"),
@@ -212,7 +213,7 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
         "start_weights": task.start_weights,
         # the tested model and its input statistics: what `python -m benchmark evaluate` scores other datasets with
         "checkpoint": {"path": best_path, "sha256": file_sha256(best_path)} if best_path else None,
-        "normalization": {"kind": datamodule.normalization, "mean": datamodule.mean, "std": datamodule.std},
+        "normalization": datamodule.input_normalization(),
         "metrics": evaluation["metrics"],
         "ci": intervals["ci"],  # 95% patient-level bootstrap intervals of every metric (benchmark/statistics.py)
         "bootstrap": intervals["bootstrap"],

@@ -15,7 +15,7 @@ import re
 import typing
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, ValidationInfo, model_validator
 from pydantic_core import PydanticCustomError
 
 from registry import closest as closest_name
@@ -56,7 +56,7 @@ class Section(BaseModel):
 
 
 # ----- data: the DataModule settings (datamodules/datamodule.py CXRDataModule) -----
-Augmentation = Literal["none", "hflip", "light", "flip_rotate"]  # datamodules/transforms.py PRESETS
+Augmentation = Literal["none", "hflip", "light", "flip_rotate", "transfer_cxr14", "twice_transfer"]  # datamodules/transforms.py PRESETS
 
 
 class PairSamplingConfig(Section):
@@ -76,9 +76,11 @@ class DataConfig(Section):
     test_fraction: Fraction = 0.15
     augmentation: Augmentation | None = "none"
     augment_classes: list[str] | None = None
-    normalization: Literal["train_stats", "per_image"] = "train_stats"
+    normalization: Literal["train_stats", "per_image", "imagenet", "unit"] = "train_stats"  # transforms.py NORMALIZATIONS
+    channels: Literal[1, 3] = 1  # 3: the gray image repeated for ImageNet-pretrained RGB stems
     balanced_sampling: Literal["undersample", "oversample"] | None = None
     pair_sampling: PairSamplingConfig | None = None
+    expansion: dict[str, PositiveInt] | None = None  # {class: appearances per epoch}, twice-transfer paper section 5.2
     class_names: list[str] | None = None
     class_map: dict[str, str] | None = None
 
@@ -86,6 +88,16 @@ class DataConfig(Section):
     def _fractions_leave_a_train_split(self) -> DataConfig:
         if self.val_fraction + self.test_fraction >= 1:
             raise ValueError(f"val_fraction + test_fraction must be below 1 (got {self.val_fraction} + {self.test_fraction})")
+        return self
+
+    @model_validator(mode="after")
+    def _inputs_and_sampling_agree(self, info: ValidationInfo) -> DataConfig:
+        if (info.context or {}).get("partial"):  # one side of a suite/method merge: checked once merged
+            return self
+        if self.normalization == "imagenet" and self.channels != 3:
+            raise ValueError(f"normalization: imagenet has per-channel RGB statistics and needs channels: 3 (got channels: {self.channels})")
+        if self.expansion and (self.balanced_sampling or self.pair_sampling):
+            raise ValueError("expansion cannot be combined with balanced_sampling or pair_sampling (each decides an epoch's images)")
         return self
 
 
@@ -583,7 +595,7 @@ def validate(model: type[BaseModel], data: Any, *, where: str, section: str = ""
     from benchmark.config import ConfigError
 
     try:
-        return model.model_validate({} if data is None else data).model_dump(mode="json", exclude_unset=partial)
+        return model.model_validate({} if data is None else data, context={"partial": partial}).model_dump(mode="json", exclude_unset=partial)
     except ValidationError as error:
         raise ConfigError(f"{where}: " + "; ".join(_messages(error, (section,) if section else ()))) from None
 

@@ -26,10 +26,10 @@ from datamodules.locking import file_lock
 from datamodules.manifest import ManifestError
 from datamodules.missing import MISSING_POLICIES, screen_paths
 from datamodules.readers.base import DatasetNotFoundError, Reader
-from datamodules.sampling import PairSampling, pair_loader, train_sampler
+from datamodules.sampling import PairSampling, expansion_factors, pair_loader, train_sampler
 from datamodules.split_read import read_split
 from datamodules.splits import EXCLUDED, SPLITS, assert_patient_disjoint, assign_splits, read_split_csv, write_split_csv
-from datamodules.transforms import build_transform, generator_states, set_generator_states
+from datamodules.transforms import build_transform, check_inputs, generator_states, normalization_values, set_generator_states
 
 log = logging.getLogger(__name__)
 FIXED_SPLIT_CLASH = "duplicate_or_patient_of_fixed_split"
@@ -58,8 +58,10 @@ class CXRDataModule(pl.LightningDataModule):
         augmentation: str | None = "none",
         augment_classes: list[str] | None = None,
         normalization: str = "train_stats",
+        channels: int = 1,
         balanced_sampling: str | None = None,
         pair_sampling: dict[str, Any] | None = None,
+        expansion: dict[str, int] | None = None,
         sampling_seed: int = 0,
         class_names: list[str] | None = None,
         missing: str = "skip",
@@ -79,10 +81,18 @@ class CXRDataModule(pl.LightningDataModule):
         self.test_fraction = float(test_fraction)
         self.augmentation = augmentation
         self.augment_classes = augment_classes
+        check_inputs(normalization, int(channels))
         self.normalization = normalization
+        self.channels = int(channels)  # 3: the gray image repeated for an RGB stem (every batch is (B, channels, H, W))
         self.balanced_sampling = balanced_sampling
         # Siamese COVID-Net's training pairs (Castro Sundin et al., section 3.1) instead of single images.
         self.pair_sampling = PairSampling(**pair_sampling) if pair_sampling else None
+        # Twice-transfer paper, section 5.2: each train image of a class appears that many times an epoch.
+        self.expansion = dict(expansion) if expansion else None
+        if self.expansion and (balanced_sampling or pair_sampling):
+            raise ValueError(f"{self.name}: expansion cannot be combined with balanced_sampling or pair_sampling")
+        if self.expansion and augmentation in (None, "none"):
+            log.warning("%s: expansion without augmentation repeats identical copies of each image", self.name)
         self.sampling_seed = int(sampling_seed)
         self.requested_classes = class_names
         # Label map applied in setup, e.g. {COVID-19: COVID-19, "*": non-COVID} for a binary task on a 3-class
@@ -190,6 +200,8 @@ class CXRDataModule(pl.LightningDataModule):
         if len(self.frames["train"]) == 0:
             raise ManifestError(f"{self.name}: the train split of {self.split_path} is empty")
         self.mean, self.std = train_statistics(cache, self.frames["train"]["row"].to_numpy())
+        if self.expansion:  # an unknown class is an error now, not at the first train epoch
+            expansion_factors(self.expansion, self.class_names)
         self.datasets = {split: self._dataset(split, cache) for split in SPLITS}
         if "exclusion" in self.manifest.columns:
             self._count_exclusions()
@@ -238,11 +250,12 @@ class CXRDataModule(pl.LightningDataModule):
     # ----- Datasets and loaders -----
     def _dataset(self, split: str, cache: CachedImages) -> CachedImageDataset:
         frame = self.frames[split]
-        eval_transform = build_transform(None, mean=self.mean, std=self.std, normalization=self.normalization)
+        inputs = {"mean": self.mean, "std": self.std, "normalization": self.normalization, "channels": self.channels}
+        eval_transform = build_transform(None, **inputs)
         transform = eval_transform
         augment_mask = None
         if split == "train" and self.augmentation not in (None, "none"):
-            transform = build_transform(self.augmentation, mean=self.mean, std=self.std, normalization=self.normalization, seed=self.sampling_seed)
+            transform = build_transform(self.augmentation, seed=self.sampling_seed, **inputs)
             if self.augment_classes:
                 augment_mask = frame["label"].isin(self.augment_classes).to_numpy()
         targets = self.reader.encode_frame(frame, self.class_names)
@@ -254,7 +267,8 @@ class CXRDataModule(pl.LightningDataModule):
                           pin_memory=torch.cuda.is_available())
 
     def train_sampler(self):
-        return train_sampler(self.datasets["train"].targets, self.balanced_sampling, seed=self.sampling_seed)
+        factors = expansion_factors(self.expansion, self.class_names) if self.expansion else None
+        return train_sampler(self.datasets["train"].targets, self.balanced_sampling, seed=self.sampling_seed, factors=factors)
 
     def train_dataloader(self) -> DataLoader:
         if self.pair_sampling is not None:
@@ -269,7 +283,7 @@ class CXRDataModule(pl.LightningDataModule):
 
     # ----- checkpoint state: where the training draw stands -----
     def state_dict(self) -> dict[str, Any]:
-        """Saved in every training checkpoint: the epoch the balanced or pair sampler draws next (its draw is a
+        """Saved in every training checkpoint: the epoch the balanced, expansion or pair sampler draws next (its draw is a
         function of (seed, epoch)) and the train augmentation's generators, so a run resumed from a checkpoint draws
         the epochs an uninterrupted run would. The generators are this process's: with ``num_workers`` above 0 each
         DataLoader worker seeds its own stream (datasets.py), which a resumed run starts afresh."""
@@ -305,3 +319,8 @@ class CXRDataModule(pl.LightningDataModule):
     def describe(self) -> dict[str, Any]:
         """What a result file records about the data (describe.py)."""
         return describe_stage.describe(self)
+
+    def input_normalization(self) -> dict[str, Any]:
+        """The input preprocessing a result records and an external evaluation repeats: kind, channels, mean, std."""
+        mean, std = normalization_values(self.normalization, self.mean, self.std)
+        return {"kind": self.normalization, "channels": self.channels, "mean": mean, "std": std}

@@ -46,6 +46,6 @@ def describe(dm) -> dict[str, Any]:
         "patients_joined_by_duplicates": patients_joined(dm.frames),
         "counts": counts,
         "excluded": dm.excluded,
-        "normalization": {"kind": dm.normalization, "mean": dm.mean, "std": dm.std},
+        "normalization": dm.input_normalization(),
     }
     return {**description, **dm.reader.describe_extra(dm)}

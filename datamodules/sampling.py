@@ -4,6 +4,9 @@
 without replacement from each other class. ``oversample`` draws every class up to the largest one with
 replacement (the transfer paper's balanced 15-class sampling).
 
+``ExpansionSampler`` repeats each train image of a class a fixed number of times an epoch (twice-transfer paper,
+section 5.2: normal and viral pneumonia 8 times, COVID-19 72 times), each copy augmented on its own.
+
 ``PairBatchSampler`` and ``PairBatchDataset`` give a siamese network its per-epoch pairs (siamese paper, 3.1);
 the data option ``pair_sampling: {pairs_per_epoch, images_per_batch}`` chooses them (``pair_loader``).
 """
@@ -46,6 +49,47 @@ class BalancedEpochSampler(Sampler[int]):
         order = np.concatenate(chosen)
         rng.shuffle(order)
         return iter(order.tolist())
+
+
+class ExpansionSampler(Sampler[int]):
+    """Every image ``repeats[i]`` times an epoch in a shuffled order, reproducible from (seed, epoch); the dataset's
+    random transform augments every appearance independently (twice-transfer paper, section 5.2)."""
+
+    def __init__(self, repeats: Sequence[int], *, seed: int = 0):
+        self.repeats = np.asarray(repeats, dtype=np.int64)
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return int(self.repeats.sum())
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        order = np.repeat(np.arange(len(self.repeats)), self.repeats)
+        rng.shuffle(order)
+        return iter(order.tolist())
+
+
+def expansion_factors(expansion: dict[str, int], class_names: Sequence[str]) -> np.ndarray:
+    """The data option ``expansion: {class: factor}`` as one factor per class (1 where not named); an unknown class
+    or a factor below 1 is a ValueError naming it."""
+    factors = np.ones(len(class_names), dtype=np.int64)
+    for name, factor in expansion.items():
+        if name not in class_names:
+            raise ValueError(f"expansion names the class {name!r}, which is not a class of this task (classes: {', '.join(class_names)})")
+        if int(factor) < 1:
+            raise ValueError(f"expansion factor of {name!r} must be at least 1, got {factor}")
+        factors[list(class_names).index(name)] = int(factor)
+    return factors
+
+
+def image_repeats(targets: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """Appearances per image: its class's factor, or for a multi-label image the largest factor of its findings."""
+    targets = np.asarray(targets)
+    if targets.ndim == 1:
+        return factors[targets]
+    return np.where(targets == 1, factors[None, :], 1).max(axis=1, initial=1)
 
 
 class PairBatchSampler(Sampler[tuple]):
@@ -154,8 +198,13 @@ class PairBatchDataset(Dataset):
         }
 
 
-def train_sampler(labels: Sequence[int], mode: str | None, *, seed: int = 0) -> BalancedEpochSampler | None:
-    """The data option ``balanced_sampling``: a class-balanced epoch sampler, or None for a plain shuffle."""
+def train_sampler(labels: Sequence[int], mode: str | None, *, seed: int = 0, factors: np.ndarray | None = None) -> Sampler | None:
+    """The data options ``balanced_sampling`` (a class-balanced epoch sampler) and ``expansion`` (per-class factors,
+    ``expansion_factors``), or None for a plain shuffle."""
+    if factors is not None:
+        if mode:
+            raise ValueError("expansion cannot be combined with balanced_sampling")
+        return ExpansionSampler(image_repeats(labels, factors), seed=seed)
     return BalancedEpochSampler(labels, mode=mode, seed=seed) if mode else None
 
 

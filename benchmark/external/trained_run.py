@@ -1,8 +1,8 @@
 """A finished run, read back for ``python -m benchmark evaluate``: its result file, its DataModule and its model.
 
 The DataModule is rebuilt from what the result records (dataset, root, data settings, the split file under the
-run's ``<out>/splits``), so the external images get exactly the run's preprocessing (image size, normalisation
-statistics of its training split), the duplicate search sees its train/val images, and the siamese net its
+run's ``<out>/splits``), so the external images get exactly the run's preprocessing (image size, input channels,
+normalisation kind and statistics), the duplicate search sees its train/val images, and the siamese net its
 class templates from the training split. The model is the tested best checkpoint, loaded with the method's own
 LightningModule class (its hyper-parameters are saved in it).
 """
@@ -37,7 +37,7 @@ class TrainedRun:
     out_dir: Path
     datamodule: Any  # the run's CXRDataModule, set up
     checkpoint: dict[str, str]  # path, sha256
-    normalization: dict[str, Any]  # kind, mean, std
+    normalization: dict[str, Any]  # kind, channels, mean, std
 
     @property
     def run_id(self) -> str:
@@ -94,11 +94,11 @@ def load_run(result_file: str | Path, *, cache_dir: Path, datamodule=None) -> Tr
     if datamodule is None:
         datamodule = rebuild_datamodule(result, out_dir=out_dir, cache_dir=Path(cache_dir), where=result_file)
     checkpoint = _checkpoint(result, out_dir, where=result_file)
-    normalization = (result.get("normalization") or result["dataset"].get("normalization")
-                     or {"kind": datamodule.normalization, "mean": datamodule.mean, "std": datamodule.std})
-    if abs(normalization["mean"] - datamodule.mean) > 1e-6 or abs(normalization["std"] - datamodule.std) > 1e-6:
-        log.warning("%s: recorded normalisation %s differs from the rebuilt training split's (mean %.6f, std %.6f); using the recorded one",
-                    result_file, normalization, datamodule.mean, datamodule.std)
+    rebuilt = datamodule.input_normalization()
+    normalization = {"channels": 1, **(result.get("normalization") or result["dataset"].get("normalization") or rebuilt)}
+    if not all(np.allclose(normalization[k], rebuilt[k], rtol=0, atol=1e-6) for k in ("mean", "std")):
+        log.warning("%s: recorded normalisation %s differs from the rebuilt training split's (mean %s, std %s); using the recorded one",
+                    result_file, normalization, rebuilt["mean"], rebuilt["std"])
     return TrainedRun(result, result_file, out_dir, datamodule, checkpoint, normalization)
 
 
@@ -163,7 +163,8 @@ def score(run: TrainedRun, array_path: Path, rows: np.ndarray, targets: np.ndarr
     by the method's own ``test_step`` (no Trainer: this also runs on rank 0 alone at the end of a distributed run)."""
     dm = run.datamodule
     norm = run.normalization
-    transform = build_transform(None, mean=norm["mean"], std=norm["std"], normalization=norm.get("kind") or dm.normalization)
+    transform = build_transform(None, mean=norm["mean"], std=norm["std"], normalization=norm.get("kind") or dm.normalization,
+                                channels=int(norm.get("channels", 1)))
     loader = DataLoader(CachedImageDataset(array_path, rows, targets, transform), batch_size=dm.eval_batch_size, shuffle=False,
                         num_workers=dm.num_workers)
     task = run.load_task()
