@@ -1,7 +1,7 @@
 """Start weights from a local file (never downloaded): read a state dict, match it to a model, load it.
 
 A file is a plain state dict, a Lightning checkpoint (``state_dict``) or ``{"model": ...}``, read with
-``torch.load(weights_only=True)``. Matching strips the DDP, Lightning and classifier prefixes (``module.``,
+``torch.load(weights_only=True)``, or a ``.safetensors`` file. Matching strips the DDP, Lightning and classifier prefixes (``module.``,
 ``model.``, ``backbone.``) until the keys fit; a bare backbone file goes into ``model.backbone`` when that fits
 better; a 3-channel stem is folded to the model's input channels (``timm.models.adapt_input_conv``: summed RGB
 filters for 1 channel); a tensor whose shape still differs (another task's head) is left out and counted.
@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file
 from timm.models import adapt_input_conv
 from torch import nn
 
@@ -45,7 +46,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not file.is_file():
         raise StartWeightsNotFound(f"{file}: start weights file not found (pretrained weights are only read from local files)")
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
+        state = load_file(file) if file.suffix == ".safetensors" else torch.load(file, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises anything from KeyError to RuntimeError on a foreign file
         raise StartWeightsError(f"{file}: not a PyTorch state dict or checkpoint ({_unreadable(file, error)})") from None
     for key in ("state_dict", "model", "model_state_dict"):
