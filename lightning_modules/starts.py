@@ -37,13 +37,12 @@ def apply_start(task, start: Mapping, keep: Mapping[str, str], sources: Mapping[
         kept = keep_outputs(task.model, source_output_layer(saved["state_dict"], task.model.head, saved["class_names"]), task.class_names, keep) if keep else []
         return _transferred(f"stage {start['stage']} ({source['fingerprint']}, {Path(source['weights']['path']).name} sha256 {source['weights'].get('sha256')})", copied, kept)
     if kind == "chexnet":
-        from lightning_modules.pretrained import chexnet_state_dict
+        from lightning_modules.pretrained import CHEXNET_CLASSES, chexnet_state_dict
 
-        checkpoint, origin = chexnet_state_dict(start["file"])
-        backbone = {f"backbone.{k}": v for k, v in checkpoint["backbone"].items()}
-        copied = carry_backbone(task.model, backbone)
-        head = checkpoint["head"]
-        kept = keep_outputs(task.model, OutputLayer(head["weight"], head.get("bias"), list(checkpoint["classes"])), task.class_names, keep) if keep else []
+        state, origin = chexnet_state_dict(start["file"])  # timm densenet121 keys: features.* and the 14-row classifier
+        copied = carry_backbone(task.model, {f"backbone.{k}": v for k, v in state.items() if not k.startswith("classifier.")})
+        source = OutputLayer(state["classifier.weight"], state.get("classifier.bias"), list(CHEXNET_CLASSES))
+        kept = keep_outputs(task.model, source, task.class_names, keep) if keep else []
         return _transferred(origin, copied, kept)
     raise TransferError(f"unknown start {kind!r}")
 
