@@ -181,3 +181,34 @@ def test_the_probe_gives_up_within_its_timeout(no_network, monkeypatch):
 def test_torchvision_tags_for_the_papers_backbones():
     for name in ("resnet50", "densenet121", "densenet201"):
         assert pretrained.get_pretrained_cfg(f"{name}.tv_in1k").hf_hub_id == f"timm/{name}.tv_in1k"
+
+
+def test_network_e_starts_from_chexnet_keeping_the_pneumonia_neuron(tmp_path):
+    """Twice transfer, network E (section 6.2): CheXNet's backbone carried over, its Pneumonia row copied to
+    viral pneumonia, the other outputs new."""
+    from lightning_modules.classifier import ImageClassifier
+    from lightning_modules.starts import apply_start
+
+    source = _densenet()
+    file = tmp_path / "model.pth.tar"
+    torch.save(_arnoweng_layout(source.state_dict()), file)
+    task = ImageClassifier(class_names=["normal", "viral_pneumonia", "COVID-19"], image_size=32, in_chans=3,
+                           model={"backbone": "densenet121", "head": "linear"}, head_activation="sigmoid")
+    started = apply_start(task, {"kind": "chexnet", "file": str(file)}, {"viral_pneumonia": "Pneumonia"}, {})
+    assert "viral_pneumonia <- Pneumonia" in started
+    assert torch.equal(task.model.backbone.features.conv0.weight, source.features.conv0.weight)
+    output = task.model.head.layers[3]
+    assert torch.equal(output.weight[1], source.classifier.weight[6]) and torch.equal(output.bias[1], source.classifier.bias[6])
+    assert not torch.equal(output.weight[0], source.classifier.weight[0])
+
+
+def test_imagenet_start_with_neither_cache_nor_file_fails_fast_naming_the_file(hf_cache, monkeypatch):
+    from lightning_modules.classifier import ImageClassifier
+    from lightning_modules.starts import apply_start
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    task = ImageClassifier(class_names=["a", "b"], image_size=32, in_chans=3, model={"backbone": "resnet50", "head": "linear"})
+    started = time.perf_counter()
+    with pytest.raises(StartWeightsError, match="resnet50.tv_in1k"):
+        apply_start(task, {"kind": "imagenet"}, {}, {})
+    assert time.perf_counter() - started < 5
