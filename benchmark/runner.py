@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 DATA_KEYS = (
     "image_size", "batch_size", "eval_batch_size", "num_workers", "split_seed", "val_fraction", "test_fraction",
     "augmentation", "augment_classes", "normalization", "balanced_sampling", "class_names", "class_map",
+    "balanced_per_class",
 )
 
 

@@ -77,7 +77,8 @@ class DataConfig(Section):
     augmentation: Augmentation | None = "none"
     augment_classes: list[str] | None = None
     normalization: Literal["train_stats", "per_image"] = "train_stats"
-    balanced_sampling: Literal["undersample", "oversample"] | None = None
+    balanced_sampling: Literal["undersample", "oversample", "multilabel"] | None = None
+    balanced_per_class: Annotated[int, Field(ge=1)] = 200
     pair_sampling: PairSamplingConfig | None = None
     class_names: list[str] | None = None
     class_map: dict[str, str] | None = None

@@ -59,6 +59,7 @@ class CXRDataModule(pl.LightningDataModule):
         augment_classes: list[str] | None = None,
         normalization: str = "train_stats",
         balanced_sampling: str | None = None,
+        balanced_per_class: int = 200,
         pair_sampling: dict[str, Any] | None = None,
         sampling_seed: int = 0,
         class_names: list[str] | None = None,
@@ -81,6 +82,7 @@ class CXRDataModule(pl.LightningDataModule):
         self.augment_classes = augment_classes
         self.normalization = normalization
         self.balanced_sampling = balanced_sampling
+        self.balanced_per_class = int(balanced_per_class)  # ``multilabel``: positives per class and epoch (transfer paper, 5.3)
         # Siamese COVID-Net's training pairs (Castro Sundin et al., section 3.1) instead of single images.
         self.pair_sampling = PairSampling(**pair_sampling) if pair_sampling else None
         self.sampling_seed = int(sampling_seed)
@@ -254,7 +256,7 @@ class CXRDataModule(pl.LightningDataModule):
                           pin_memory=torch.cuda.is_available())
 
     def train_sampler(self):
-        return train_sampler(self.datasets["train"].targets, self.balanced_sampling, seed=self.sampling_seed)
+        return train_sampler(self.datasets["train"].targets, self.balanced_sampling, seed=self.sampling_seed, per_class=self.balanced_per_class)
 
     def train_dataloader(self) -> DataLoader:
         if self.pair_sampling is not None:

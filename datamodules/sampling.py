@@ -2,7 +2,8 @@
 
 ``undersample`` is the siamese paper's scheme (section 3.1): every image of the smallest class plus as many drawn
 without replacement from each other class. ``oversample`` draws every class up to the largest one with
-replacement (the transfer paper's balanced 15-class sampling).
+replacement. ``multilabel`` is the transfer paper's balanced 15-class set (section 5.3) redrawn every epoch
+(``MultilabelBalancedSampler``).
 
 ``PairBatchSampler`` and ``PairBatchDataset`` give a siamese network its per-epoch pairs (siamese paper, 3.1);
 the data option ``pair_sampling: {pairs_per_epoch, images_per_batch}`` chooses them (``pair_loader``).
@@ -23,6 +24,8 @@ class BalancedEpochSampler(Sampler[int]):
         if mode not in ("undersample", "oversample"):
             raise ValueError(f"balanced sampling mode must be 'undersample' or 'oversample', not {mode!r}")
         labels = np.asarray(labels)
+        if labels.ndim != 1:
+            raise ValueError(f"balanced sampling {mode!r} is for single-label datasets; a multi-label one takes 'multilabel'")
         self.members = [np.flatnonzero(labels == c) for c in np.unique(labels)]
         sizes = [len(m) for m in self.members]
         self.per_class = min(sizes) if mode == "undersample" else max(sizes)
@@ -46,6 +49,60 @@ class BalancedEpochSampler(Sampler[int]):
         order = np.concatenate(chosen)
         rng.shuffle(order)
         return iter(order.tolist())
+
+
+class MultilabelBalancedSampler(Sampler[int]):
+    """Per-epoch balanced multi-label draw (transfer paper, section 5.3: over 200 images of each of the 15 classes).
+
+    Classes are filled rarest first with images holding them until each has ``per_class`` positives (images already
+    drawn count; with replacement once a class's images run out). The epoch is topped up to ``per_class`` x classes
+    draws, each for the class with the fewest so far, so its length is fixed (Lightning and the distributed wrapper
+    size an epoch once). Targets are (N, C); only 1 is positive (CheXpert's -1, uncertain, is not). Reproducible
+    from (seed, epoch)."""
+
+    def __init__(self, targets, *, per_class: int = 200, seed: int = 0):
+        targets = np.asarray(targets)
+        if targets.ndim != 2:
+            raise ValueError("balanced sampling 'multilabel' needs multi-label targets (images x classes); "
+                             "a single-label dataset takes 'undersample' or 'oversample'")
+        if int(per_class) < 1:
+            raise ValueError(f"balanced_per_class must be at least 1, got {per_class}")
+        hot = targets == 1
+        self.members = [np.flatnonzero(hot[:, c]) for c in range(hot.shape[1])]
+        self.order = [int(c) for c in np.argsort(hot.sum(axis=0), kind="stable") if len(self.members[c])]  # rarest first
+        if not self.order:
+            raise ValueError("balanced sampling 'multilabel': no class has a positive image in the train split")
+        self.hot = hot
+        self.per_class = int(per_class)
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.per_class * len(self.order)
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        drawn = np.zeros(len(self.hot), dtype=np.int64)  # times each image is drawn this epoch
+        counts = np.zeros(self.hot.shape[1], dtype=np.int64)  # positives drawn per class
+        for c in self.order:
+            self._draw(c, self.per_class - counts[c], drawn, counts, rng)
+        while (rest := len(self) - int(drawn.sum())) > 0:  # top up: the class with the fewest positives, rarest first
+            ranked = sorted(self.order, key=lambda k: counts[k])
+            gap = counts[ranked[1]] - counts[ranked[0]] if len(ranked) > 1 else rest
+            self._draw(ranked[0], min(rest, max(1, int(gap))), drawn, counts, rng)
+        order = np.repeat(np.arange(len(drawn)), drawn)
+        rng.shuffle(order)
+        return iter(order.tolist())
+
+    def _draw(self, c: int, need: int, drawn: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> None:
+        if need <= 0:
+            return
+        members = self.members[c]
+        fresh = members[drawn[members] == 0]
+        picks = rng.choice(fresh, need, replace=False) if need <= len(fresh) else np.concatenate([fresh, rng.choice(members, need - len(fresh))])
+        np.add.at(drawn, picks, 1)
+        counts += self.hot[picks].sum(axis=0)
 
 
 class PairBatchSampler(Sampler[tuple]):
@@ -154,8 +211,11 @@ class PairBatchDataset(Dataset):
         }
 
 
-def train_sampler(labels: Sequence[int], mode: str | None, *, seed: int = 0) -> BalancedEpochSampler | None:
-    """The data option ``balanced_sampling``: a class-balanced epoch sampler, or None for a plain shuffle."""
+def train_sampler(labels, mode: str | None, *, seed: int = 0, per_class: int = 200) -> Sampler[int] | None:
+    """The data option ``balanced_sampling``: a class-balanced epoch sampler, or None for a plain shuffle;
+    ``multilabel`` draws ``per_class`` (the option ``balanced_per_class``) positives of every class."""
+    if mode == "multilabel":
+        return MultilabelBalancedSampler(labels, per_class=per_class, seed=seed)
     return BalancedEpochSampler(labels, mode=mode, seed=seed) if mode else None
 
 
