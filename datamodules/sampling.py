@@ -52,13 +52,10 @@ class BalancedEpochSampler(Sampler[int]):
 
 
 class MultilabelBalancedSampler(Sampler[int]):
-    """Per-epoch balanced multi-label draw (transfer paper, section 5.3: over 200 images of each of the 15 classes).
-
-    Classes are filled rarest first with images holding them until each has ``per_class`` positives (images already
-    drawn count; with replacement once a class's images run out). The epoch is topped up to ``per_class`` x classes
-    draws, each for the class with the fewest so far, so its length is fixed (Lightning and the distributed wrapper
-    size an epoch once). Targets are (N, C); only 1 is positive (CheXpert's -1, uncertain, is not). Reproducible
-    from (seed, epoch)."""
+    """A balanced multi-label epoch (transfer paper, 5.3: over 200 images of each of the 15 classes), redrawn from
+    (seed, epoch): classes rarest first get ``per_class`` positives (images already drawn count; with replacement
+    once a class runs out), then the class with the fewest is topped up to a fixed length, per_class x classes
+    (Lightning sizes an epoch once). Targets are (N, C); only 1 is positive (CheXpert's uncertain -1 is not)."""
 
     def __init__(self, targets, *, per_class: int = 200, seed: int = 0):
         targets = np.asarray(targets)
