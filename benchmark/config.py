@@ -280,19 +280,22 @@ def points(axes: dict[str, list]) -> list[dict[str, Any]]:
 
 
 def _dataset_entry(entry: Any, path: Path, data_root: str | Path | None, raw: dict) -> dict:
-    """Resolve which dataset a suite entry means: with no data root, a suite that allows it uses the phantoms.
-    Its ``options`` are checked against that DataModule's own arguments."""
+    """Resolve which dataset a suite entry means: with no data root, a suite that allows it uses the dataset's
+    synthetic stand-in (``datamodules.synthetic_stand_in``: the phantoms, or the ChestX-ray14-layout ones), with the
+    stand-in's options under the entry's. Its ``options`` are checked against that DataModule's own arguments."""
     from benchmark.schema import closest, dataset_options
-    from datamodules import DATAMODULES
+    from datamodules import DATAMODULES, synthetic_stand_in
 
     entry = {"name": entry} if isinstance(entry, str) else {k: v for k, v in entry.items() if v is not None}
     if entry["name"] not in DATAMODULES:
         raise ConfigError(f"{path}: datasets: unknown dataset {entry['name']!r}{closest(entry['name'], DATAMODULES)} (known: {', '.join(sorted(DATAMODULES))})")
     if data_root is not None:
         entry["data_root"] = str(data_root)
-    elif "root" not in entry and raw.get("synthetic_without_data_root"):
-        entry = {"name": "synthetic", "stands_in_for": entry["name"], **{k: v for k, v in entry.items() if k not in ("name",)}}
-    elif "root" not in entry and entry["name"] != "synthetic":
+    elif "root" not in entry and raw.get("synthetic_without_data_root") and not DATAMODULES[entry["name"]].is_synthetic:
+        stand_in, options = synthetic_stand_in(entry["name"])
+        entry = {"name": stand_in, "stands_in_for": entry["name"], **{k: v for k, v in entry.items() if k != "name"},
+                 "options": {**options, **(entry.get("options") or {})}}
+    elif "root" not in entry and not DATAMODULES[entry["name"]].is_synthetic:
         raise ConfigError(f"{path}: dataset {entry['name']!r} needs a data root (--data-root DIR or DATA_ROOT=DIR)")
     # the options go to the DataModule that runs (the phantoms, where they stand in for a dataset)
     options = dataset_options(DATAMODULES[entry["name"]], entry.pop("options", None) or {}, where=f"{path}: datasets.{entry.get('stands_in_for', entry['name'])}.options")

@@ -78,7 +78,8 @@ class DataConfig(Section):
     augment_classes: list[str] | None = None
     normalization: Literal["train_stats", "per_image", "imagenet", "unit"] = "train_stats"  # transforms.py NORMALIZATIONS
     channels: Literal[1, 3] = 1  # 3: the gray image repeated for ImageNet-pretrained RGB stems
-    balanced_sampling: Literal["undersample", "oversample"] | None = None
+    balanced_sampling: Literal["undersample", "oversample", "multilabel"] | None = None
+    balanced_per_class: Annotated[int, Field(ge=1)] = 200
     pair_sampling: PairSamplingConfig | None = None
     expansion: dict[str, PositiveInt] | None = None  # {class: appearances per epoch}, twice-transfer paper section 5.2
     class_names: list[str] | None = None

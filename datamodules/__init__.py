@@ -3,6 +3,7 @@ runs them through the pipeline. ``DATAMODULES[name](root, **options)`` builds a 
 
 from __future__ import annotations
 
+import copy
 import inspect
 from pathlib import Path
 
@@ -54,6 +55,16 @@ class DataModuleFactory:
 DATAMODULES: dict[str, DataModuleFactory] = {name: DataModuleFactory(reader) for name, reader in READERS.items()}
 
 
+def synthetic_stand_in(name: str) -> tuple[str, dict]:
+    """The generated set (name, options) that stands in for dataset ``name`` without data (a suite's
+    ``synthetic_without_data_root``, a chain's earlier stages); a synthetic set stands in for itself."""
+    reader = get_datamodule_class(name).reader
+    if reader.is_synthetic:
+        return name, {}
+    stand_in, options = reader.synthetic_stand_in
+    return stand_in, copy.deepcopy(dict(options))
+
+
 def get_datamodule_class(name: str) -> DataModuleFactory:
     try:
         return DATAMODULES[name]
@@ -61,4 +72,4 @@ def get_datamodule_class(name: str) -> DataModuleFactory:
         raise KeyError(f"unknown dataset {name!r}; known: {', '.join(sorted(DATAMODULES))}") from None
 
 
-__all__ = ["CXRDataModule", "DATAMODULES", "DatasetNotFoundError", "READERS", "Reader", "get_datamodule_class"]
+__all__ = ["CXRDataModule", "DATAMODULES", "DatasetNotFoundError", "READERS", "Reader", "get_datamodule_class", "synthetic_stand_in"]

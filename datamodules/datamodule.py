@@ -60,6 +60,7 @@ class CXRDataModule(pl.LightningDataModule):
         normalization: str = "train_stats",
         channels: int = 1,
         balanced_sampling: str | None = None,
+        balanced_per_class: int = 200,
         pair_sampling: dict[str, Any] | None = None,
         expansion: dict[str, int] | None = None,
         sampling_seed: int = 0,
@@ -85,6 +86,7 @@ class CXRDataModule(pl.LightningDataModule):
         self.normalization = normalization
         self.channels = int(channels)  # 3: the gray image repeated for an RGB stem (every batch is (B, channels, H, W))
         self.balanced_sampling = balanced_sampling
+        self.balanced_per_class = int(balanced_per_class)  # ``multilabel``: positives per class and epoch (transfer paper, 5.3)
         # Siamese COVID-Net's training pairs (Castro Sundin et al., section 3.1) instead of single images.
         self.pair_sampling = PairSampling(**pair_sampling) if pair_sampling else None
         # Twice-transfer paper, section 5.2: each train image of a class appears that many times an epoch.
@@ -268,7 +270,8 @@ class CXRDataModule(pl.LightningDataModule):
 
     def train_sampler(self):
         factors = expansion_factors(self.expansion, self.class_names) if self.expansion else None
-        return train_sampler(self.datasets["train"].targets, self.balanced_sampling, seed=self.sampling_seed, factors=factors)
+        return train_sampler(self.datasets["train"].targets, self.balanced_sampling, seed=self.sampling_seed, factors=factors,
+                             per_class=self.balanced_per_class)
 
     def train_dataloader(self) -> DataLoader:
         if self.pair_sampling is not None:

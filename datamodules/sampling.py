@@ -92,6 +92,57 @@ def image_repeats(targets: np.ndarray, factors: np.ndarray) -> np.ndarray:
     return np.where(targets == 1, factors[None, :], 1).max(axis=1, initial=1)
 
 
+class MultilabelBalancedSampler(Sampler[int]):
+    """A balanced multi-label epoch (transfer paper, 5.3: over 200 images of each of the 15 classes), redrawn from
+    (seed, epoch): classes rarest first get ``per_class`` positives (images already drawn count; with replacement
+    once a class runs out), then the class with the fewest is topped up to a fixed length, per_class x classes
+    (Lightning sizes an epoch once). Targets are (N, C); only 1 is positive (CheXpert's uncertain -1 is not)."""
+
+    def __init__(self, targets, *, per_class: int = 200, seed: int = 0):
+        targets = np.asarray(targets)
+        if targets.ndim != 2:
+            raise ValueError("balanced sampling 'multilabel' needs multi-label targets (images x classes); "
+                             "a single-label dataset takes 'undersample' or 'oversample'")
+        if int(per_class) < 1:
+            raise ValueError(f"balanced_per_class must be at least 1, got {per_class}")
+        hot = targets == 1
+        self.members = [np.flatnonzero(hot[:, c]) for c in range(hot.shape[1])]
+        self.order = [int(c) for c in np.argsort(hot.sum(axis=0), kind="stable") if len(self.members[c])]  # rarest first
+        if not self.order:
+            raise ValueError("balanced sampling 'multilabel': no class has a positive image in the train split")
+        self.hot = hot
+        self.per_class = int(per_class)
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return self.per_class * len(self.order)
+
+    def __iter__(self) -> Iterator[int]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        drawn = np.zeros(len(self.hot), dtype=np.int64)  # times each image is drawn this epoch
+        counts = np.zeros(self.hot.shape[1], dtype=np.int64)  # positives drawn per class
+        for c in self.order:
+            self._draw(c, self.per_class - counts[c], drawn, counts, rng)
+        while (rest := len(self) - int(drawn.sum())) > 0:  # top up: the class with the fewest positives, rarest first
+            ranked = sorted(self.order, key=lambda k: counts[k])
+            gap = counts[ranked[1]] - counts[ranked[0]] if len(ranked) > 1 else rest
+            self._draw(ranked[0], min(rest, max(1, int(gap))), drawn, counts, rng)
+        order = np.repeat(np.arange(len(drawn)), drawn)
+        rng.shuffle(order)
+        return iter(order.tolist())
+
+    def _draw(self, c: int, need: int, drawn: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> None:
+        if need <= 0:
+            return
+        members = self.members[c]
+        fresh = members[drawn[members] == 0]
+        picks = rng.choice(fresh, need, replace=False) if need <= len(fresh) else np.concatenate([fresh, rng.choice(members, need - len(fresh))])
+        np.add.at(drawn, picks, 1)
+        counts += self.hot[picks].sum(axis=0)
+
+
 class PairBatchSampler(Sampler[tuple]):
     """Batches of image pairs for a siamese network (siamese paper, section 3.1), one batch per item.
 
@@ -198,13 +249,16 @@ class PairBatchDataset(Dataset):
         }
 
 
-def train_sampler(labels: Sequence[int], mode: str | None, *, seed: int = 0, factors: np.ndarray | None = None) -> Sampler | None:
-    """The data options ``balanced_sampling`` (a class-balanced epoch sampler) and ``expansion`` (per-class factors,
+def train_sampler(labels, mode: str | None, *, seed: int = 0, factors: np.ndarray | None = None, per_class: int = 200) -> Sampler[int] | None:
+    """The data options ``balanced_sampling`` (a class-balanced epoch sampler; ``multilabel`` draws ``per_class``
+    positives of every class, the option ``balanced_per_class``) and ``expansion`` (per-class factors,
     ``expansion_factors``), or None for a plain shuffle."""
     if factors is not None:
         if mode:
             raise ValueError("expansion cannot be combined with balanced_sampling")
         return ExpansionSampler(image_repeats(labels, factors), seed=seed)
+    if mode == "multilabel":
+        return MultilabelBalancedSampler(labels, per_class=per_class, seed=seed)
     return BalancedEpochSampler(labels, mode=mode, seed=seed) if mode else None
 
 

@@ -187,3 +187,16 @@ def test_siamese_task_reads_covidx_with_its_official_test_split(tmp_path):
     assert dm.class_names == ["COVID-19", "normal", "pneumonia"]
     assert set(dm.manifest.loc[dm.manifest["official_split"] == "test", "path"].map(_split_of(dm))) == {"test"}
     assert dm.manifest["patient_id"].str.startswith("covidx:").all()
+
+
+def test_transfer_task_reads_all_images_and_balances_each_epoch(data_root, tmp_path):
+    dm = _dm("transfer_chestxray14_covid", data_root, tmp_path, val_fraction=0.2, test_fraction=0.2, balanced_sampling="multilabel", balanced_per_class=2)
+    dm.prepare_data()
+    dm.setup()
+    assert "-n" not in dm.variant and (dm.manifest["label"] == "").any()  # the whole data, 'No Finding' images too
+    targets = dm.datasets["train"].targets
+    sampler = dm.train_dataloader().sampler
+    present = targets.sum(axis=0) > 0
+    for _ in range(2):
+        drawn = targets[list(sampler)].sum(axis=0)
+        assert (drawn[present] >= 2).all() and len(drawn) == 15

@@ -70,11 +70,13 @@ class TwiceTransferRadiographyReader(CombinedReader):
 @READERS.register()
 class TransferChestXray14CovidReader(CombinedReader):
     """The transfer paper's 15-class task (Morales et al., "Transfer learning for COVID-19 detection", section 5.3):
-    the 14 ChestX-ray14 findings plus COVID-19 (frontal Cohen images), multi-label, on a balanced set with at least
-    ``images_per_class`` images of each class (drawn rarest class first, seeded by ``subset_seed``; fewer where a
-    class has fewer). 'No Finding' images are not classes of the paper; ``no_finding_images`` adds that many.
+    the 14 ChestX-ray14 findings plus COVID-19 (frontal Cohen images), multi-label. The paper's balanced set ("over
+    200 samples of each of the 15 diseases") is meant as the data options ``balanced_sampling: multilabel`` and
+    ``balanced_per_class: 200``, a fresh balanced draw from the whole train split every epoch (sampling.py).
+    ``images_per_class`` keeps the older fixed subset instead (drawn once, rarest class first, seeded by
+    ``subset_seed``); ``no_finding_images`` then adds that many 'No Finding' images (not classes of the paper).
     Both sources are split by the suite's fractions (ChestX-ray14's official test list is not used, so that
-    COVID-19 images reach the test split too)."""
+    COVID-19 images reach the test split too). Without data, ``synthetic_chestxray14`` with COVID-19 stands in."""
 
     name = "transfer_chestxray14_covid"
     multilabel = True
@@ -82,12 +84,13 @@ class TransferChestXray14CovidReader(CombinedReader):
         "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia", "Pneumothorax",
         "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia", COVID,
     )
+    synthetic_stand_in = ("synthetic_chestxray14", {"extra_findings": [COVID]})
     components = (
         Component("chestxray14", "nih", labels={**_identity(*classes[:-1]), "No Finding": ""}, official_split=False),
         Component("cohen_covid", "cohen", labels={COVID: COVID}, options={"task": "three_class"}),
     )
 
-    def __init__(self, root, *, images_per_class: int | None = 200, no_finding_images: int = 0, subset_seed: int = 0, **kwargs):
+    def __init__(self, root, *, images_per_class: int | None = None, no_finding_images: int = 0, subset_seed: int = 0, **kwargs):
         super().__init__(root, **kwargs)
         self.images_per_class = images_per_class
         self.no_finding_images = int(no_finding_images)

@@ -46,6 +46,8 @@ class Reader:
     folder_names: tuple[str, ...] = ()  # sub-folders of a data root where the dataset may lie
     layout: str = ""  # the native layout looks_like_root expects, in words (named when the dataset is not found)
     target_columns: tuple[str, ...] = ()  # extra manifest columns that encode_frame needs (joined onto the split)
+    # The generated set (reader name, options) that stands in for this dataset when a suite has no data root.
+    synthetic_stand_in: tuple[str, dict] = ("synthetic", {})
     # Draw the split over duplicate groups (datamodules/duplicates.py), so a copied image never straddles splits.
     group_duplicates_by_default: bool = True
 

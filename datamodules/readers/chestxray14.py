@@ -45,6 +45,8 @@ class ChestXray14Reader(Reader):
     name = "chestxray14"
     multilabel = True
     classes = FINDINGS
+    findings = FINDINGS  # the findings a label file may name besides 'No Finding'
+    synthetic_stand_in = ("synthetic_chestxray14", {})
     folder_names = ("ChestX-ray14", "chestxray14", "NIH", "nih-chestxray14", "nih-chestxray14-nih1000", "CXR8", "data")
     layout = f"a label file ({' or '.join(LABEL_FILES)}) with the images in any sub-folder"
 
@@ -52,7 +54,7 @@ class ChestXray14Reader(Reader):
         super().__init__(root)
         self.no_finding = bool(no_finding)
         self.views = None if views is None else tuple(views)
-        self.classes = FINDINGS + ((NO_FINDING,) if self.no_finding else ())
+        self.classes = self.findings + ((NO_FINDING,) if self.no_finding else ())
 
     @classmethod
     def looks_like_root(cls, path: Path) -> bool:
@@ -99,9 +101,8 @@ class ChestXray14Reader(Reader):
         frame["stratum"] = multilabel_strata(frame["label"])
         return make_manifest(frame, origin=path)
 
-    @staticmethod
-    def _check_findings(meta: pd.DataFrame, path: Path) -> None:
-        known = set(FINDINGS) | {NO_FINDING}
+    def _check_findings(self, meta: pd.DataFrame, path: Path) -> None:
+        known = set(self.findings) | {NO_FINDING}
         findings = meta["Finding Labels"].str.strip().str.split("|")
         unknown = findings.map(lambda f: next((x for x in f if x not in known), None))
         bad = unknown.notna().to_numpy().nonzero()[0]

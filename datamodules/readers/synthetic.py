@@ -108,8 +108,9 @@ def _lobar_consolidation(x, y, lungs, a, rng) -> np.ndarray:
     return lobe * (density + 0.05 * texture - 0.12 * np.clip(bronchi, 0, 1))
 
 
-def render_phantom(label: str, anatomy: dict, rng: np.random.Generator, size: int = 256) -> np.ndarray:
-    """One phantom image as uint8, size x size."""
+def render_phantom(label: str, anatomy: dict, rng: np.random.Generator, size: int = 256, findings=None) -> np.ndarray:
+    """One phantom image as uint8, size x size; ``findings(x, y, (right, left), anatomy, rng)``, when given, adds
+    more density before exposure and noise (the multi-label phantoms, synthetic_chestxray14.py)."""
     coords = np.linspace(-1, 1, size, dtype=np.float32)
     x, y = np.meshgrid(coords, coords)
     angle = np.deg2rad(rng.uniform(-6, 6))
@@ -139,6 +140,8 @@ def render_phantom(label: str, anatomy: dict, rng: np.random.Generator, size: in
         image += _lobar_consolidation(x, y, (right, left), a, rng)
     elif label != "normal":
         raise ValueError(f"unknown phantom class {label!r}")
+    if findings is not None:
+        image += findings(x, y, (right, left), a, rng)
 
     exposure = rng.uniform(0.8, 1.2)
     gamma = rng.uniform(0.85, 1.15)
