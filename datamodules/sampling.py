@@ -2,7 +2,8 @@
 
 ``undersample`` is the siamese paper's scheme (section 3.1): every image of the smallest class plus as many drawn
 without replacement from each other class. ``oversample`` draws every class up to the largest one with
-replacement (the transfer paper's balanced 15-class sampling).
+replacement. ``multilabel`` is the transfer paper's balanced 15-class set (section 5.3) redrawn every epoch
+(``MultilabelBalancedSampler``).
 
 ``ExpansionSampler`` repeats each train image of a class a fixed number of times an epoch (twice-transfer paper,
 section 5.2: normal and viral pneumonia 8 times, COVID-19 72 times), each copy augmented on its own.
@@ -26,6 +27,8 @@ class BalancedEpochSampler(Sampler[int]):
         if mode not in ("undersample", "oversample"):
             raise ValueError(f"balanced sampling mode must be 'undersample' or 'oversample', not {mode!r}")
         labels = np.asarray(labels)
+        if labels.ndim != 1:
+            raise ValueError(f"balanced sampling {mode!r} is for single-label datasets; a multi-label one takes 'multilabel'")
         self.members = [np.flatnonzero(labels == c) for c in np.unique(labels)]
         sizes = [len(m) for m in self.members]
         self.per_class = min(sizes) if mode == "undersample" else max(sizes)
