@@ -1,7 +1,7 @@
 """Run a chain: every stage in order, each a list of phases, each phase one ``Trainer.fit``.
 
-A stage before the last is stored under ``<out>/stages/<name>-<fingerprint>/seed<k>/`` (``stage.json`` and the
-model's weights) and reused by every method whose stage has the same fingerprint (benchmark/chain_config.py), as a
+Every stage is stored under ``<out>/stages/<name>-<fingerprint>/seed<k>/`` (``stage.json`` and the
+model's weights) and, when it is not a run's last stage, reused by every method whose stage has the same fingerprint (benchmark/chain_config.py), as a
 finished grid search is: the ChestX-ray14 stage of twice transfer's networks B and C trains once. It is reused only
 when its split file and weights still have the recorded sha256.
 
@@ -95,15 +95,16 @@ def run_chain(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path, progress: 
                   "phases": phases, "epochs": sum(p["epochs_trained"] for p in phases),
                   "best_validation_score": phases[-1]["best_validation_score"], "train_seconds": round(seconds, 2),
                   "train_images_per_second": throughput.images_per_second, "reused": False}
+        load_best(task, checkpoint)
+        if len(datamodule.frames["test"]):
+            record["test"] = test_metrics(trainer, task, datamodule)
+        # stored even when last: a later chain may start from it (a ChestX-ray14-only method's stage)
+        record = store_stage(store, record, task, checkpoint, keep_checkpoint=last)
         if last:
             records.append(record)
             return {"datamodule": datamodule, "task": task, "trainer": trainer, "checkpoint": checkpoint, "throughput": throughput,
                     "monitor": sub.method["monitor"], "train_seconds": seconds, "resumed_from": None, "stages": records}
-        load_best(task, checkpoint)
-        if len(datamodule.frames["test"]):
-            record["test"] = test_metrics(trainer, task, datamodule)
         finish_wandb()
-        record = store_stage(store, record, task, checkpoint)
         sources[stage["name"]] = record
         records.append(record)
     raise AssertionError("a chain has at least one stage")  # the schema guarantees it
@@ -193,15 +194,17 @@ def stage_dataset(datamodule) -> dict[str, Any]:
     return {k: described.get(k) for k in ("name", "variant", "synthetic", "image_size", "classes", "counts", "split_file", "split_sha256", "multilabel")}
 
 
-def store_stage(store: Path, record: dict, task, checkpoint: ModelCheckpoint) -> dict:
-    """Write the stage's weights (the model only) and record beside them (rank 0); the record names both."""
+def store_stage(store: Path, record: dict, task, checkpoint: ModelCheckpoint, *, keep_checkpoint: bool = False) -> dict:
+    """Write the stage's weights (the model only) and record beside them (rank 0); the record names both. The phase
+    checkpoint is removed unless kept (the run's last stage: the run tests it and records it)."""
     weights = store / WEIGHTS_FILE
     if rank_zero_only.rank == 0:
         store.mkdir(parents=True, exist_ok=True)
         torch.save({"state_dict": task.model.state_dict(), "class_names": record["class_names"]}, weights)
         record = {**record, "weights": {"path": str(weights.resolve()), "sha256": file_sha256(weights)}}
         atomic_write_text(store / STAGE_FILE, json.dumps(record, indent=2, default=str) + "\n")
-        remove_checkpoint(checkpoint)
+        if not keep_checkpoint:
+            remove_checkpoint(checkpoint)
     else:
         record = {**record, "weights": {"path": str(weights.resolve()), "sha256": None}}
     return record

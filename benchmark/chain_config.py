@@ -2,7 +2,7 @@
 trainer settings merged and validated, so a typo in any stage fails before anything trains.
 
 Settings flow as for a plain method, per stage: the method's input settings (``INPUT_KEYS``: image size, channels,
-normalisation, batch sizes, workers) reach every stage, its task settings (class map, sampling ...) only the stage
+normalisation, workers) reach every stage, its task settings (class map, sampling ...) only the stage
 that trains on the suite's dataset; a stage's own ``data:``/``trainer:`` come next, the suite's last. The split keys
 of the suite's dataset are the suite's; a stage on a dataset of its own may set its own fractions (the
 twice-transfer ChestX-ray14 split is 70/10/20, section 5.1).
@@ -17,7 +17,7 @@ from typing import Any
 from benchmark.config import SPLIT_KEYS, ConfigError, _dataset_entry, deep_merge
 from benchmark.results import fingerprint
 
-INPUT_KEYS = ("image_size", "channels", "normalization", "batch_size", "eval_batch_size", "num_workers")
+INPUT_KEYS = ("image_size", "channels", "normalization", "num_workers")
 
 
 def expand_chain(method: dict, *, suite_path: Path, suite_data: dict, suite_trainer: dict, data_root, raw: dict,
@@ -77,8 +77,11 @@ def stage_fingerprints(method: dict, stages: list[dict]) -> list[str]:
         start = dict(stage["start"])
         if start.get("kind") == "stage":
             start["stage"] = prints[start["stage"]]
+        network = {k: method.get(k) for k in ("method", "model", "task")}
+        if any(not phase.get("optimizer") for phase in stage["phases"]):  # the method's optimiser trains that phase
+            network["optimizer"] = method.get("optimizer")
         config = {
-            "network": {k: method.get(k) for k in ("method", "model", "task", "optimizer", "scheduler")},
+            "network": network,
             "dataset": {k: v for k, v in stage["dataset"].items() if k not in PATH_KEYS},
             "stage": {**{k: v for k, v in stage.items() if k not in ("name", "dataset")}, "start": start},
         }

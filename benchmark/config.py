@@ -89,7 +89,7 @@ def _merged_method(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, list[
     data = _read_yaml(path)
     parent = data.pop("extends", None)
     if not parent:
-        return data, [path]
+        return _with_included_stages(data, path, seen), [path]
     if not isinstance(parent, str):
         raise ConfigError(f"{path}: extends: expected a file name, got {parent!r}")
     base, chain = _merged_method(path.parent / parent, seen + (path.resolve(),))
@@ -99,7 +99,27 @@ def _merged_method(path: Path, seen: tuple[Path, ...] = ()) -> tuple[dict, list[
     inherited_deviations = base.get("deviations") or []
     merged = deep_merge(base, data)
     merged["deviations"] = inherited_deviations + [d for d in data.get("deviations") or [] if d not in inherited_deviations]
-    return merged, [path] + chain
+    return _with_included_stages(merged, path, seen), [path] + chain
+
+
+def _with_included_stages(method: dict, path: Path, seen: tuple[Path, ...]) -> dict:
+    """Stages written ``{from: FILE, stage: NAME, ...overrides}`` replaced by that method file's stage (its last one
+    when no name is given) with the overrides merged over it: one definition of a stage several chains share."""
+    stages = method.get("stages")
+    if not isinstance(stages, list):
+        return method
+    resolved = []
+    for entry in stages:
+        if isinstance(entry, dict) and "from" in entry:
+            source = path.parent / str(entry["from"])
+            other, _ = _merged_method(source, seen + (path.resolve(),))
+            found = [s for s in other.get("stages") or [] if entry.get("stage") in (None, s.get("name"))]
+            if not found:
+                names = [s.get("name") for s in other.get("stages") or []]
+                raise ConfigError(f"{path}: stages: {source.name} has no stage {entry.get('stage')!r} (its stages: {names})")
+            entry = deep_merge(found[-1], {k: v for k, v in entry.items() if k not in ("from", "stage")})
+        resolved.append(entry)
+    return {**method, "stages": resolved}
 
 
 @dataclass
@@ -192,8 +212,18 @@ def _check_start_weights(methods: list[dict]) -> None:
     from lightning_modules.weights import read_state_dict
 
     files = {spec if isinstance(spec, str) else spec["file"] for spec in (m.get("start_weights") for m in methods) if spec}
+    files |= {stage["start"]["file"] for m in methods for stage in m.get("stages") or [] if stage["start"]["kind"] == "file"}
     for file in sorted(files):
         read_state_dict(file)
+    chexnet = {stage["start"]["file"] for m in methods for stage in m.get("stages") or [] if stage["start"]["kind"] == "chexnet"}
+    for file in sorted(chexnet):  # a CheXNet release is never downloaded: say where one is found
+        if not Path(file).expanduser().is_file():
+            from lightning_modules.weights import StartWeightsNotFound
+
+            raise StartWeightsNotFound(
+                f"{file}: CheXNet weights not found (twice transfer's networks D and E start from them). Put a CheXNet checkpoint "
+                "there: arnoweng/CheXNet's model.pth.tar, or a state dict saved from jrzech/reproduce-chexnet's `checkpoint` "
+                "(see README, Pretrained starts), or name another file in the method's `start: {chexnet: PATH}`")
 
 
 def validate_spec(spec: RunSpec, *, where: str) -> RunSpec:

@@ -1,6 +1,7 @@
 """``run --dry-run``: a suite's expanded plan and how long it will take on this machine, without training.
 
-Every run is listed with its dataset, method, seed and stage (a grid search's points are a stage of their own),
+Every run is listed with its dataset, method, seed and stage (a grid search's points are a stage of their own, and
+so is every stage of a chain; one that an earlier run of the suite trains is listed as shared, at no cost),
 its training images per epoch and epochs. The time comes from a few timed optimisation steps and evaluation
 batches of each distinct model (same method settings, image size and batch size), run through the same Lightning
 Trainer, DataModule and batches as a real run, then scaled by the run's batch counts. Cache and split are built
@@ -127,14 +128,20 @@ def plan_suite(suite, *, out_dir: Path, cache_dir: Path) -> list[PlannedRun]:
     from benchmark.runner import build_datamodule
 
     timings: dict[str, tuple[float, float]] = {}
+    trained: dict[tuple[str, int], int] = {}  # a chain stage's (fingerprint, seed) -> the run that trains it
     plan = []
-    for spec in suite.runs:
+    for number, spec in enumerate(suite.runs, 1):
         specs = [("train", spec)]
         if spec.grid_search:
             axes, overrides = parse_grid(spec.grid_search)
             specs = [(f"grid {values}", apply(spec, values, overrides)) for values in points(axes)] + specs
+        if spec.stages:
+            specs = _chain_stages(spec, trained, number)
         run = PlannedRun(spec.run_id, spec.dataset["name"], spec.method["id"], spec.seed)
         for name, stage_spec in specs:
+            if stage_spec is None:  # a stage an earlier run of the suite trains and stores
+                run.stages.append(PlannedStage(name, 0, 0, 0, 0, 0))
+                continue
             stage_spec = replace(stage_spec, logging={"wandb": False})
             datamodule = build_datamodule(stage_spec, out_dir=Path(out_dir), cache_dir=Path(cache_dir))
             datamodule.prepare_data()
@@ -146,6 +153,27 @@ def plan_suite(suite, *, out_dir: Path, cache_dir: Path) -> list[PlannedRun]:
             run.stages.append(_stage(name, stage_spec, datamodule, *timings[key]))
         plan.append(run)
     return plan
+
+
+def _chain_stages(spec, trained: dict, number: int) -> list[tuple[str, object]]:
+    """(name, spec) per stage of a chain, its epochs the sum of its phases' (early stopping may end them sooner); a
+    stage an earlier run trains (same fingerprint and seed) is (name, None): it is reused, not trained again."""
+    from benchmark.chain import stage_spec
+    from benchmark.chain_config import stage_fingerprints
+
+    stages = []
+    for index, (stage, print_) in enumerate(zip(spec.stages, stage_fingerprints(spec.method, spec.stages))):
+        last = index == len(spec.stages) - 1
+        key = (print_, spec.seed)
+        if key in trained and not last:
+            stages.append((f"{stage['name']}: shared, run {trained[key]}", None))
+            continue
+        trained.setdefault(key, number)
+        sub = stage_spec(spec, stage)
+        epochs = sum(phase["epochs"] for phase in stage["phases"])
+        phases = len(stage["phases"])
+        stages.append((f"{stage['name']} ({phases} phase{'s' if phases > 1 else ''})", replace(sub, trainer={**sub.trainer, "max_epochs": epochs})))
+    return stages
 
 
 def format_duration(seconds: float) -> str:
