@@ -50,14 +50,10 @@ def stage_spec(spec, stage: dict):
 def run_chain(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path, progress: SuiteClock | None = None) -> dict[str, Any]:
     """Train or reuse every earlier stage, then train the last; returns what ``runner.run_one`` tests (the last
     phase's trainer and checkpoint, the task and datamodule) and the records of every stage."""
-    from benchmark.runner import TrainingThroughput, build_datamodule, build_task
+    from benchmark.runner import TrainingThroughput, build_task
 
     prints = stage_fingerprints(spec.method, spec.stages)
-    datamodules = [build_datamodule(stage_spec(spec, stage), out_dir=out_dir, cache_dir=cache_dir) for stage in spec.stages]
-    for datamodule in datamodules:  # every stage's data and classes known before anything trains
-        datamodule.prepare_data()
-        datamodule.setup("fit")
-    check_chain_classes(spec.stages, datamodules)
+    datamodules = prepare_chain_data(spec, out_dir=out_dir, cache_dir=cache_dir)
     sources: dict[str, dict] = {}
     records = []
     for number, (stage, print_, datamodule) in enumerate(zip(spec.stages, prints, datamodules)):
@@ -88,7 +84,7 @@ def run_chain(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path, progress: 
             if not final_phase:
                 load_best(task, checkpoint)
                 if last:  # the best network of every phase is tested (Figure 1); the run tests the final one
-                    phases[-1]["test"] = test_metrics(trainer, task, datamodule)
+                    phases[-1]["test"] = test_metrics(trainer, task, datamodule, spec.statistics)
                 remove_checkpoint(checkpoint)
         record = {"name": stage["name"], "fingerprint": print_, "seed": spec.seed, "dataset": stage_dataset(datamodule),
                   "start": started, "head": task.head_activation, "class_names": list(datamodule.class_names),
@@ -97,7 +93,7 @@ def run_chain(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path, progress: 
                   "train_images_per_second": throughput.images_per_second, "reused": False}
         load_best(task, checkpoint)
         if len(datamodule.frames["test"]):
-            record["test"] = test_metrics(trainer, task, datamodule)
+            record["test"] = test_metrics(trainer, task, datamodule, spec.statistics)
         # stored even when last: a later chain may start from it (a ChestX-ray14-only method's stage)
         record = store_stage(store, record, task, checkpoint, keep_checkpoint=last)
         if last:
@@ -108,6 +104,19 @@ def run_chain(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path, progress: 
         sources[stage["name"]] = record
         records.append(record)
     raise AssertionError("a chain has at least one stage")  # the schema guarantees it
+
+
+def prepare_chain_data(spec, *, out_dir: Path, cache_dir: Path) -> list:
+    """Every stage's DataModule, set up, and the chain's class names checked (keep_outputs, expansion) before
+    anything trains."""
+    from benchmark.runner import build_datamodule
+
+    datamodules = [build_datamodule(stage_spec(spec, stage), out_dir=out_dir, cache_dir=cache_dir) for stage in spec.stages]
+    for datamodule in datamodules:
+        datamodule.prepare_data()
+        datamodule.setup("fit")
+    check_chain_classes(spec.stages, datamodules)
+    return datamodules
 
 
 def check_chain_classes(stages: list[dict], datamodules: list) -> None:
@@ -178,14 +187,20 @@ def remove_checkpoint(checkpoint: ModelCheckpoint) -> None:
         Path(checkpoint.best_model_path).unlink(missing_ok=True)
 
 
-def test_metrics(trainer: pl.Trainer, task, datamodule) -> dict[str, float]:
-    """The task's current weights scored on the stage's test split (each image once)."""
+def test_metrics(trainer: pl.Trainer, task, datamodule, statistics: dict | None = None) -> dict[str, Any]:
+    """The task's current weights scored on the stage's test split (each image once): {"metrics", "ci"}, the CIs
+    patient-level bootstrap intervals as for every run (benchmark/statistics.py)."""
+    from benchmark.statistics import bootstrap_metrics
+
     predictions_path, task.predictions_path = task.predictions_path, None
     trainer.test(task, datamodule=datamodule, verbose=False)
     task.predictions_path = predictions_path
     predictions = task.test_predictions
-    _, scores, labels = deduplicate(predictions["index"], predictions["scores"], predictions["labels"])
-    return evaluate(scores, labels, datamodule.class_names, multilabel=datamodule.multilabel)["metrics"]
+    index, scores, labels = deduplicate(predictions["index"], predictions["scores"], predictions["labels"])
+    metrics = evaluate(scores, labels, datamodule.class_names, multilabel=datamodule.multilabel)["metrics"]
+    patients = datamodule.frames["test"]["patient_id"].to_numpy()[index.numpy()]
+    intervals = bootstrap_metrics(scores.numpy(), labels.numpy(), patients, list(datamodule.class_names), multilabel=datamodule.multilabel, **(statistics or {}))
+    return {"metrics": metrics, "ci": intervals["ci"]}
 
 
 def stage_dataset(datamodule) -> dict[str, Any]:

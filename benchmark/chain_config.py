@@ -87,3 +87,29 @@ def stage_fingerprints(method: dict, stages: list[dict]) -> list[str]:
         }
         prints[stage["name"]] = fingerprint(config)
     return [prints[stage["name"]] for stage in stages]
+
+
+def check_pretrained_starts(specs) -> None:
+    """Before anything trains: every ImageNet start has its weights (timm's cache, a file the config names, or a
+    download when online) and every CheXNet file exists and reads as CheXNet, else a StartWeightsError naming the
+    file to put where, in seconds (lightning_modules/pretrained.py), not hours into a suite."""
+    from lightning_modules.pretrained import chexnet_state_dict, imagenet_state_dict
+    from lightning_modules.weights import StartWeightsNotFound
+
+    seen = set()
+    for spec in specs:
+        for stage in spec.stages or []:
+            start = stage["start"]
+            key = (start["kind"], start.get("file"), spec.method.get("model", {}).get("backbone"))
+            if key in seen or start["kind"] not in ("imagenet", "chexnet"):
+                continue
+            seen.add(key)
+            if start["kind"] == "imagenet":
+                imagenet_state_dict(key[2], file=start.get("file"))
+            elif not Path(start["file"]).expanduser().is_file():
+                raise StartWeightsNotFound(
+                    f"{start['file']}: CheXNet weights not found ({spec.method['id']} starts from them; twice transfer's networks D "
+                    "and E). Put a CheXNet checkpoint there: arnoweng/CheXNet's model.pth.tar, or a state dict saved from "
+                    "jrzech/reproduce-chexnet's `checkpoint` (README, Pretrained starts), or name another file in `start: {chexnet: PATH}`")
+            else:
+                chexnet_state_dict(start["file"])

@@ -159,6 +159,7 @@ def _to_run(specs: list, args) -> list:
 def cmd_run(args) -> int:
     from pytorch_lightning.utilities import rank_zero_only
 
+    from benchmark.chain_config import check_pretrained_starts
     from benchmark.config import load_suite
     from benchmark.launchers import get_launcher
     from benchmark.leaderboard import write_leaderboard
@@ -177,6 +178,7 @@ def cmd_run(args) -> int:
     launcher = get_launcher(_launcher_config(args, suite), out_dir=args.out)
     log.info("suite %s: %d run(s)", suite.name, len(suite.runs))
     specs = _to_run(suite.runs, args)
+    check_pretrained_starts(specs)  # ImageNet and CheXNet weights found now, or a named error in seconds
     if args.dry_run:
         from dataclasses import replace
 

@@ -184,7 +184,8 @@ def load_suite(path: str | Path, *, data_root: str | Path | None = None, seeds: 
                 for seed in run_seeds:
                     runs.append(RunSpec(name, run_dataset, method, int(seed), stages[-1]["data"], stages[-1]["trainer"], raw["logging"],
                                         leaderboard=copy.deepcopy(leaderboard), statistics=dict(raw["statistics"]),
-                                        external=copy.deepcopy(external), stages=copy.deepcopy(stages)))
+                                        # the external sets are for the suite's task, not a dataset a chain names itself
+                                        external=copy.deepcopy(external) if own is None else [], stages=copy.deepcopy(stages)))
                 continue
             data = deep_merge(method.get("data", {}), suite_data)
             for key in SPLIT_KEYS:  # the split belongs to the suite, never to a method
@@ -215,15 +216,6 @@ def _check_start_weights(methods: list[dict]) -> None:
     files |= {stage["start"]["file"] for m in methods for stage in m.get("stages") or [] if stage["start"]["kind"] == "file"}
     for file in sorted(files):
         read_state_dict(file)
-    chexnet = {stage["start"]["file"] for m in methods for stage in m.get("stages") or [] if stage["start"]["kind"] == "chexnet"}
-    for file in sorted(chexnet):  # a CheXNet release is never downloaded: say where one is found
-        if not Path(file).expanduser().is_file():
-            from lightning_modules.weights import StartWeightsNotFound
-
-            raise StartWeightsNotFound(
-                f"{file}: CheXNet weights not found (twice transfer's networks D and E start from them). Put a CheXNet checkpoint "
-                "there: arnoweng/CheXNet's model.pth.tar, or a state dict saved from jrzech/reproduce-chexnet's `checkpoint` "
-                "(see README, Pretrained starts), or name another file in the method's `start: {chexnet: PATH}`")
 
 
 def validate_spec(spec: RunSpec, *, where: str) -> RunSpec:

@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmark.chain_tables import phase_lines, stage_auroc_section
 from benchmark.claims import DEFAULT_CLAIMS, claims_section, load_claims
 from benchmark.config import ConfigError
 from benchmark.external.table import external_section, read_external_results
@@ -314,6 +315,7 @@ def _notes(results: list[dict]) -> list[str]:
         lines += [f"- {d}" for d in deviations] if deviations else ["- none recorded"]
         lines += _grid_note([r for r in results if r["method"]["id"] == method_id])
         lines.append("")
+        lines += phase_lines([r for r in results if r["method"]["id"] == method_id])
     return lines
 
 
@@ -352,6 +354,7 @@ def render(results: list[dict[str, Any]], *, source: str, store: str | None = No
     # before its merged (e.g. binary) versions
     for key in sorted(groups, key=lambda k: (not groups[k][0]["dataset"].get("synthetic"), k[0], k[1], -len(k[3]), k)):
         lines += _group_section(groups[key], link_base)
+    lines += stage_auroc_section(results)
     if external:
         lines += external_section(results, external)
     if claims is not None:

@@ -239,7 +239,7 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
     if throughput.pairs_per_second:
         result["train_pairs_per_second"] = throughput.pairs_per_second
     if spec.stages:
-        _chain_fields(result, fitted["stages"], evaluation["metrics"])
+        _chain_fields(result, fitted["stages"], evaluation["metrics"], intervals["ci"])
     if search is not None:
         result["grid_search"] = search
     if spec.leaderboard:
@@ -252,11 +252,11 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
     return result
 
 
-def _chain_fields(result: dict, stages: list[dict], metrics: dict) -> None:
+def _chain_fields(result: dict, stages: list[dict], metrics: dict, ci: dict) -> None:
     """A chain's result: every stage's record, the last stage's phases (its final phase tested by the run itself), and
     epochs counted over the whole last stage."""
     final = stages[-1]
-    final["phases"][-1]["test"] = metrics
+    final["phases"][-1]["test"] = {"metrics": metrics, "ci": ci}
     result["stages"] = stages
     result["phases"] = final["phases"]
     result["start_weights"] = final["start"]

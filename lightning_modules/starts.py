@@ -9,8 +9,6 @@ lightning_modules/pretrained.py (timm's cache or download, or a file the user na
 from __future__ import annotations
 
 from collections.abc import Mapping
-from pathlib import Path
-
 import torch
 
 from lightning_modules.transfer import OutputLayer, TransferError, carry_backbone, keep_outputs, source_output_layer
@@ -35,7 +33,8 @@ def apply_start(task, start: Mapping, keep: Mapping[str, str], sources: Mapping[
         saved = torch.load(source["weights"]["path"], map_location="cpu", weights_only=True)
         copied = carry_backbone(task.model, saved["state_dict"])
         kept = keep_outputs(task.model, source_output_layer(saved["state_dict"], task.model.head, saved["class_names"]), task.class_names, keep) if keep else []
-        return _transferred(f"stage {start['stage']} ({source['fingerprint']}, {Path(source['weights']['path']).name} sha256 {source['weights'].get('sha256')})", copied, kept)
+        sha = source["weights"].get("sha256") or "unknown"
+        return _transferred(f"stage {start['stage']} (fingerprint {source['fingerprint']}, weights sha256 {sha[:16]})", copied, kept)
     if kind == "chexnet":
         from lightning_modules.pretrained import CHEXNET_CLASSES, chexnet_state_dict
 

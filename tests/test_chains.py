@@ -16,6 +16,8 @@ from lightning_modules.phases import PhaseParameters, frozen_modules
 from lightning_modules.transfer import TransferError, carry_backbone, keep_outputs, source_output_layer
 from conftest import HalvesDataset
 
+REPO = Path(__file__).resolve().parent.parent
+
 SOURCE = ["No Finding", "Pneumonia", "Effusion"]
 TARGET = ["normal", "viral_pneumonia", "COVID-19"]
 
@@ -131,11 +133,40 @@ def test_two_chains_share_their_first_stage_end_to_end(tmp_path):
     assert one["stages"][0]["reused"] is False and two["stages"][0]["reused"] is True  # trained once, for both
     assert len(list((out / "stages").glob("pre-*/seed0/stage.json"))) == 1
     assert one["stages"][0]["fingerprint"] == two["stages"][0]["fingerprint"]
-    assert sorted(one["stages"][0]["class_names"]) == ["COVID-19", "other"] and one["stages"][0]["test"]["accuracy"] >= 0
+    assert sorted(one["stages"][0]["class_names"]) == ["COVID-19", "other"] and one["stages"][0]["test"]["metrics"]["accuracy"] >= 0
     assert "stage pre" in one["start_weights"] and "COVID-19 <- COVID-19" in one["start_weights"]
     head, rest = one["phases"]
     assert (head["epochs_trained"], head["last_epoch"], head["train"]) == (1, 1, "head")
     assert head["trainable_parameters"] < rest["trainable_parameters"]
     assert rest["stopped_early"] and rest["epochs_trained"] == 2 and rest["first_epoch"] == 2  # early stopping ended it
-    assert "accuracy" in head["test"] and rest["test"] == one["metrics"]  # every phase's best network tested
+    assert "accuracy" in head["test"]["metrics"] and head["test"]["ci"]["accuracy"] is not None  # every phase's best network tested
+    assert rest["test"]["metrics"] == one["metrics"] and one["stages"][1]["test"]["metrics"]["accuracy"] == one["metrics"]["accuracy"]
     assert one["epochs_trained"] == 3 and Path(one["checkpoint"]["path"]).is_file()
+
+
+def test_a_suite_needing_cheXNet_fails_before_training_naming_the_file(tmp_path, capsys):
+    suite = {"name": "twice", "datasets": ["twice_transfer_radiography"], "methods": [str(REPO / "configs/methods/twice_transfer_d.yaml")],
+             "trainer": {"accelerator": "cpu"}, "logging": {"wandb": False}}
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
+    code = main(["run", str(tmp_path / "suite.yaml"), "--data-root", str(tmp_path), "--out", str(tmp_path / "runs"), "--dry-run"])
+    assert code == 2 and "weights/chexnet/model.pth.tar: CheXNet weights not found" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / "results").exists()
+
+
+def test_every_shipped_quick_chain_names_classes_its_data_has(tmp_path):
+    """The quick suite's chains on the phantoms (as `make benchmark` runs them): every stage's data sets up, and
+    keep_outputs and expansion name classes that exist on both sides."""
+    from benchmark.chain import prepare_chain_data
+    from benchmark.config import load_suite
+
+    suite = load_suite(REPO / "configs/quick.yaml", trainer_overrides={"accelerator": "cpu"})
+    chains = [spec for spec in suite.runs if spec.stages]
+    assert {spec.method["id"] for spec in chains} >= {f"twice_transfer_{n}_quick" for n in "abcde"} | {"transfer_fifteen_class_quick"}
+    for spec in chains:
+        for stage in spec.stages:
+            stage["data"]["image_size"] = 16
+        datamodules = prepare_chain_data(spec, out_dir=tmp_path, cache_dir=tmp_path / "cache")
+        assert datamodules[-1].name == spec.dataset["name"]
+        if spec.method["id"].startswith("twice_transfer"):
+            assert datamodules[-1].class_names == ["normal", "viral_pneumonia", "COVID-19"]
+            assert len(datamodules[-1].train_sampler()) > len(datamodules[-1].datasets["train"])  # 8x / 72x expansion
