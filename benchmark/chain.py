@@ -76,10 +76,11 @@ def run_chain(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path, progress: 
         throughput = TrainingThroughput()
         phases, trainer, checkpoint, seconds = [], None, None, 0.0
         for index, phase in enumerate(stage["phases"]):
-            trainer, checkpoint, phase_seconds = fit_phase(task, datamodule, stage, index, spec=spec, log_dir=stage_log,
-                                                           loggers=loggers, throughput=throughput, progress=progress)
+            trainer, checkpoint, phase_seconds, trained = fit_phase(task, datamodule, stage, index, spec=spec, log_dir=stage_log,
+                                                                    loggers=loggers, throughput=throughput, progress=progress)
             seconds += phase_seconds
-            phases.append(phase_record(stage, index, trainer, checkpoint, offset=sum(p["epochs_trained"] for p in phases), seconds=phase_seconds))
+            phases.append({**phase_record(stage, index, trainer, checkpoint, offset=sum(p["epochs_trained"] for p in phases), seconds=phase_seconds),
+                           "trainable_parameters": trained})
             final_phase = index == len(stage["phases"]) - 1
             if not final_phase:
                 load_best(task, checkpoint)
@@ -135,7 +136,8 @@ def check_chain_classes(stages: list[dict], datamodules: list) -> None:
 
 
 def fit_phase(task, datamodule, stage: dict, index: int, *, spec, log_dir: Path, loggers, throughput, progress) -> tuple:
-    """One phase: its optimiser, trainable parameters, epochs and early stopping, keeping its best checkpoint."""
+    """One phase: its optimiser, trainable parameters, epochs and early stopping, keeping its best checkpoint.
+    Returns (trainer, checkpoint callback, seconds, parameters trained)."""
     from benchmark.runner import _trainer_kwargs
 
     phase = stage["phases"][index]
@@ -156,8 +158,7 @@ def fit_phase(task, datamodule, stage: dict, index: int, *, spec, log_dir: Path,
     trainer.fit(task, datamodule=datamodule)
     trainable, total = trainable_count(task.model)  # as the phase left it (its freeze stays until the next phase)
     log.info("%s stage %s %s: %d epochs, %d of %d parameters trained", spec.run_id, stage["name"], label, trainer.current_epoch, trainable, total)
-    checkpoint.trainable_parameters = trainable
-    return trainer, checkpoint, time.perf_counter() - started
+    return trainer, checkpoint, time.perf_counter() - started, trainable
 
 
 def phase_record(stage: dict, index: int, trainer, checkpoint, *, offset: int, seconds: float) -> dict[str, Any]:
@@ -170,7 +171,7 @@ def phase_record(stage: dict, index: int, trainer, checkpoint, *, offset: int, s
             "scheduler": phase.get("scheduler"), "early_stopping": phase.get("early_stopping"),
             "epochs_planned": phase["epochs"], "epochs_trained": trainer.current_epoch, "first_epoch": offset + 1,
             "last_epoch": offset + trainer.current_epoch, "best_epoch": offset + best if best else None,
-            "stopped_early": trainer.current_epoch < phase["epochs"], "trainable_parameters": getattr(checkpoint, "trainable_parameters", None),
+            "stopped_early": trainer.current_epoch < phase["epochs"],
             "best_validation_score": float(score) if score is not None else None, "train_seconds": round(seconds, 2)}
 
 
