@@ -93,11 +93,12 @@ def run_chain(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path, progress: 
                   "best_validation_score": phases[-1]["best_validation_score"], "train_seconds": round(seconds, 2),
                   "train_images_per_second": throughput.images_per_second, "reused": False}
         load_best(task, checkpoint)
-        if len(datamodule.frames["test"]):
+        if len(datamodule.frames["test"]) and not last:  # the last stage is tested by the run (record_last_test)
             record["test"] = test_metrics(trainer, task, datamodule, spec.statistics)
         # stored even when last: a later chain may start from it (a ChestX-ray14-only method's stage)
         record = store_stage(store, record, task, checkpoint, keep_checkpoint=last)
         if last:
+            record["store"] = str(store)
             records.append(record)
             return {"datamodule": datamodule, "task": task, "trainer": trainer, "checkpoint": checkpoint, "throughput": throughput,
                     "monitor": sub.method["monitor"], "train_seconds": seconds, "resumed_from": None, "stages": records}
@@ -224,6 +225,15 @@ def store_stage(store: Path, record: dict, task, checkpoint: ModelCheckpoint, *,
     else:
         record = {**record, "weights": {"path": str(weights.resolve()), "sha256": None}}
     return record
+
+
+def record_last_test(record: dict, test: dict[str, Any]) -> None:
+    """The run's own test of its last stage, written into that stage's record and stored ``stage.json`` (rank 0)."""
+    record["test"] = test
+    record["phases"][-1]["test"] = test
+    store = Path(record.pop("store"))
+    if rank_zero_only.rank == 0 and (store / STAGE_FILE).is_file():
+        atomic_write_text(store / STAGE_FILE, json.dumps(record, indent=2, default=str) + "\n")
 
 
 def reusable_stage(store: Path, print_: str, split_sha256: str) -> dict | None:

@@ -204,7 +204,36 @@ def load_suite(path: str | Path, *, data_root: str | Path | None = None, seeds: 
             if grid:
                 _validate_grid_points(runs[-1], grid, where=f"{method['file']} grid_search")
     _check_start_weights(methods)
+    if raw.get("phantoms"):
+        runs = [phantom_profile(spec, raw["phantoms"]) for spec in runs]
     return Suite(name, path, raw["description"], runs, raw)
+
+
+def phantom_profile(spec: RunSpec, profile: dict) -> RunSpec:
+    """``spec`` with the suite's ``phantoms:`` caps applied to its trainer, its chain's stages and phases, when its
+    data are synthetic phantoms (every stage's); on real data it is returned as it is."""
+    from datamodules import DATAMODULES
+
+    stages = spec.stages or [{"dataset": spec.dataset}]
+    if not all(DATAMODULES[stage["dataset"]["name"]].is_synthetic for stage in stages):
+        return spec
+
+    def capped(trainer: dict) -> dict:
+        trainer = dict(trainer)
+        for key in ("max_epochs", "limit_train_batches", "limit_val_batches"):
+            cap, value = profile.get(key), trainer.get(key)
+            if cap is not None:
+                trainer[key] = cap if value is None or isinstance(value, float) else min(int(value), cap)
+        return trainer
+
+    chain = None
+    if spec.stages:
+        chain = copy.deepcopy(spec.stages)
+        for stage in chain:
+            stage["trainer"] = {k: v for k, v in capped(stage["trainer"]).items() if k != "max_epochs"}
+            for phase in stage["phases"]:
+                phase["epochs"] = min(phase["epochs"], profile.get("max_epochs") or phase["epochs"])
+    return replace(spec, trainer=capped(spec.trainer), stages=chain)
 
 
 def _check_start_weights(methods: list[dict]) -> None:

@@ -255,8 +255,10 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
 def _chain_fields(result: dict, stages: list[dict], metrics: dict, ci: dict) -> None:
     """A chain's result: every stage's record, the last stage's phases (its final phase tested by the run itself), and
     epochs counted over the whole last stage."""
+    from benchmark.chain import record_last_test
+
     final = stages[-1]
-    final["phases"][-1]["test"] = {"metrics": metrics, "ci": ci}
+    record_last_test(final, {"metrics": metrics, "ci": ci})
     result["stages"] = stages
     result["phases"] = final["phases"]
     result["start_weights"] = final["start"]

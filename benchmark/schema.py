@@ -530,6 +530,15 @@ class LauncherConfig(Section):
     slurm_additional_parameters: dict[str, Any] = {}  # more #SBATCH lines, e.g. {account: abc, mem: 64G}
 
 
+class PhantomProfile(Section):
+    """How much a suite trains when it runs on the synthetic phantoms (no data root): a pipeline check that ends in
+    minutes. Caps every run's and every phase's epochs and the batches per epoch; real data is not affected."""
+
+    max_epochs: PositiveInt | None = None
+    limit_train_batches: PositiveInt | None = None
+    limit_val_batches: PositiveInt | None = None
+
+
 class SuiteFile(Section):
     """A suite; its ``data:`` and ``trainer:`` override every method's and are checked key by key."""
 
@@ -539,6 +548,7 @@ class SuiteFile(Section):
     methods: Annotated[list[str], Field(min_length=1)]
     seeds: Annotated[list[int], Field(min_length=1)] = [0]
     synthetic_without_data_root: bool = False
+    phantoms: PhantomProfile | None = None  # shorter training where a run's data are phantoms
     data: dict[str, Any] = {}
     trainer: dict[str, Any] = {}
     grid_search: bool | dict[str, Any] = False

@@ -1,6 +1,7 @@
 """``run --dry-run`` lists the plan without training; a running suite reports run k of n and the time left."""
 
 import logging
+from pathlib import Path
 
 import pandas as pd
 import yaml
@@ -55,3 +56,19 @@ def test_time_left_counts_the_runs_still_to_come():
     fresh = SuiteClock("s", total_runs=3, number=1)
     assert fresh.time_left(current_run_left=10.0, current_run_total=40.0) == 10.0 + 2 * 40.0
     assert format_duration(75) == "1m15s" and format_duration(3720) == "1h02m"
+
+
+def test_the_phantom_profile_caps_training_on_phantoms_only():
+    """quick.yaml's `phantoms:` caps epochs and batches of every run and every phase on the phantoms; real data keeps
+    each method's own schedule."""
+    from benchmark.config import load_suite
+
+    repo = Path(__file__).resolve().parent.parent
+    phantoms = load_suite(repo / "configs/quick.yaml")
+    for spec in phantoms.runs:
+        assert spec.trainer["max_epochs"] <= 2 and spec.trainer["limit_train_batches"] <= 4 and spec.trainer["limit_val_batches"] <= 2
+        for stage in spec.stages or []:
+            assert stage["trainer"]["limit_train_batches"] <= 4 and all(phase["epochs"] <= 2 for phase in stage["phases"])
+    real = {spec.method["id"]: spec for spec in load_suite(repo / "configs/quick.yaml", data_root=repo).runs}
+    assert real["single_net_quick"].trainer["max_epochs"] == 10 and real["single_net_quick"].trainer.get("limit_val_batches") is None
+    assert real["transfer_covid_cxr14_quick"].stages[-1]["phases"][0]["epochs"] == 3
