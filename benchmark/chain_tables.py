@@ -38,7 +38,7 @@ def stage_auroc_section(results: list[dict]) -> list[str]:
     for dataset in sorted({(k[0], k[1]) for k in stages}):
         keys = [k for k in stages if (k[0], k[1]) == dataset]
         classes = list(dataset[1])
-        lines += [f"## Multi-label stages: {dataset[0]}, test AUROC per finding", "",
+        lines += [f"## Multi-label stages: {dataset[0]} ({len(classes)} outputs), test AUROC per finding", "",
                   "Each chain stage trained on a multi-label dataset, tested on its own test split (a stage several methods "
                   "share is trained once and shown once). Cells: one seed `AUROC [95% CI]`; several `mean ± sd (n=seeds)`.", ""]
         header = ["Stage", "Used by", "Start", "Seeds", "Mean AUROC"] + classes

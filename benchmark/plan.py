@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -24,6 +25,7 @@ from benchmark.config import apply, parse_grid, points
 
 log = logging.getLogger(__name__)
 OVERHEAD_SECONDS = 5.0  # per run: building the module, checkpoint writes, testing set-up, result files
+PHASE_SECONDS = 4.0  # per phase of a chain after its first: a Trainer, its sanity check, the phase's test and its CIs
 TIMED_STEPS = 3  # optimisation steps timed after one warm-up step
 
 
@@ -150,7 +152,9 @@ def plan_suite(suite, *, out_dir: Path, cache_dir: Path) -> list[PlannedRun]:
             if key not in timings:
                 timings[key] = time_steps(stage_spec, datamodule)
                 log.info("timed %s (%s): %.3f s per training batch, %.3f s per evaluation batch", stage_spec.method["id"], name, *timings[key])
-            run.stages.append(_stage(name, stage_spec, datamodule, *timings[key]))
+            planned = _stage(name, stage_spec, datamodule, *timings[key])
+            planned.seconds += phase_overhead(name)
+            run.stages.append(planned)
         plan.append(run)
     return plan
 
@@ -174,6 +178,12 @@ def _chain_stages(spec, trained: dict, number: int) -> list[tuple[str, object]]:
         phases = len(stage["phases"])
         stages.append((f"{stage['name']} ({phases} phase{'s' if phases > 1 else ''})", replace(sub, trainer={**sub.trainer, "max_epochs": epochs})))
     return stages
+
+
+def phase_overhead(name: str) -> float:
+    """The fixed cost of a chain stage's phases after the first (``_chain_stages`` names them ``"<stage> (k phases)"``)."""
+    found = re.search(r"\((\d+) phases?\)$", name)
+    return PHASE_SECONDS * (int(found.group(1)) - 1) if found else 0.0
 
 
 def format_duration(seconds: float) -> str:

@@ -68,6 +68,9 @@ class SuiteProgress(pl.Callback):
         per_epoch = sum(self._epoch_seconds) / len(self._epoch_seconds) if self._epoch_seconds else None
         run_left = remaining_epochs * per_epoch if per_epoch is not None else None
         left = clock.time_left(run_left, elapsed_run + run_left) if run_left is not None else None
+        if left is None and clock.finished:  # no epoch of this phase done yet (a chain's one-epoch phases): by finished runs
+            per_run = sum(clock.finished) / len(clock.finished)
+            left = clock.time_left(max(per_run - elapsed_run, 0.0), per_run)
         return {"run": clock.number, "runs": clock.total_runs, "epoch": trainer.current_epoch, "epochs": epochs,
                 "elapsed_s": time.perf_counter() - clock.started, "time_left_s": left}
 

@@ -142,6 +142,26 @@ def test_two_chains_share_their_first_stage_end_to_end(tmp_path):
     assert "accuracy" in head["test"]["metrics"] and head["test"]["ci"]["accuracy"] is not None  # every phase's best network tested
     assert rest["test"]["metrics"] == one["metrics"] and one["stages"][1]["test"]["metrics"]["accuracy"] == one["metrics"]["accuracy"]
     assert one["epochs_trained"] == 3 and Path(one["checkpoint"]["path"]).is_file()
+    board = (tmp_path / "lb.md").read_text()  # the method's section lists its chain and every phase's test accuracy
+    assert "Chain: **pre** (trained, 2 epochs; start: random init); then **final** (trained" in board
+    assert f"| head | 1-1 | head | 1 |" in board and "| all | 2-3 (stopped early) | all |" in board
+
+
+def test_multilabel_stages_get_one_auroc_table_each_shown_once():
+    from benchmark.chain_tables import stage_auroc_section
+
+    def stage(fingerprint, auroc):
+        return {"name": "cxr14", "fingerprint": fingerprint, "seed": 0, "start": "imagenet: timm densenet121.tv_in1k (...)",
+                "dataset": {"name": "chestxray14", "classes": ["Mass", "Nodule"], "multilabel": True},
+                "test": {"metrics": {"auroc": auroc, "auroc/Mass": 0.9, "auroc/Nodule": auroc}, "ci": {"auroc": [0.5, 0.7]}}}
+
+    results = [{"method": {"id": "a"}, "stages": [stage("f1", 0.6), {"name": "covid", "dataset": {"multilabel": False}}]},
+               {"method": {"id": "b"}, "stages": [stage("f1", 0.6)]}, {"method": {"id": "c"}, "stages": [stage("f2", 0.7)]}]
+    lines = stage_auroc_section(results)
+    assert lines[0] == "## Multi-label stages: chestxray14 (2 outputs), test AUROC per finding"
+    rows = [line for line in lines if line.startswith("| cxr14")]
+    assert rows == ["| cxr14 `f1` | a, b | imagenet | 0 | 0.600 [0.500, 0.700] | 0.900 | 0.600 |",
+                    "| cxr14 `f2` | c | imagenet | 0 | 0.700 [0.500, 0.700] | 0.900 | 0.700 |"]
 
 
 def test_a_suite_needing_cheXNet_fails_before_training_naming_the_file(tmp_path, capsys):

@@ -115,3 +115,22 @@ def test_every_method_declares_its_schema_and_every_shipped_config_validates():
         assert load_suite(suite, data_root=REPO).runs
     for method in sorted((REPO / "configs/methods").glob("*.yaml")):
         load_method(method)
+
+
+def test_a_typo_in_a_chain_is_an_error_naming_the_stage_key(tmp_path):
+    base = {"method": "classifier", "model": {"backbone": "resnet10t"}}
+    _write(tmp_path / "typo.yaml", {**base, "stages": [{"name": "cxr14", "dataset": "chestxray14", "phases": [{"epoch": 3}]}]})
+    with pytest.raises(ConfigError, match=r"stages\.0\.phases\.0.*`epoch` \(did you mean `epochs`\?\)"):
+        load_method(tmp_path / "typo.yaml")
+    _write(tmp_path / "start.yaml", {**base, "stages": [{"name": "a", "start": "imagenett", "phases": [{"epochs": 1}]}]})
+    with pytest.raises(ConfigError, match="start must be random, imagenet or a mapping"):
+        load_method(tmp_path / "start.yaml")
+    _write(tmp_path / "keep.yaml", {**base, "stages": [{"name": "a", "keep_outputs": {"normal": "No Finding"}, "phases": [{"epochs": 1}]}]})
+    with pytest.raises(ConfigError, match="keep_outputs needs start: stage or chexnet"):
+        load_method(tmp_path / "keep.yaml")
+    _write(tmp_path / "order.yaml", {**base, "stages": [{"name": "a", "phases": [{"epochs": 1}]}, {"name": "b", "dataset": "chestxray14", "phases": [{"epochs": 1}]}]})
+    with pytest.raises(ConfigError, match="only the last stage may leave out `dataset`"):
+        load_method(tmp_path / "order.yaml")
+    _write(tmp_path / "include.yaml", {**base, "stages": [{"from": "order.yaml", "stage": "zz"}]})
+    with pytest.raises(ConfigError, match=r"order.yaml has no stage 'zz' \(its stages: \['a', 'b'\]\)"):
+        load_method(tmp_path / "include.yaml")

@@ -12,13 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torchmetrics.functional.classification import binary_auroc
 
-
-def _auroc(scores: torch.Tensor, positive: torch.Tensor) -> float | None:
-    if positive.all() or not positive.any():
-        return None
-    return float(binary_auroc(scores.float(), positive.long()))
+from benchmark.evaluate import defined_auroc as _auroc
 
 
 def present_class_metrics(metrics: dict[str, Any], scores: torch.Tensor, labels: torch.Tensor, classes: list[str], *, multilabel: bool) -> dict[str, Any]:
