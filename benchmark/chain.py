@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +26,6 @@ from pytorch_lightning.callbacks import EarlyStopping, ModelCheckpoint
 from pytorch_lightning.utilities import rank_zero_only
 
 from benchmark.chain_config import stage_fingerprints
-from benchmark.evaluate import evaluate
 from benchmark.loggers import build_loggers, finish_wandb
 from benchmark.progress import SuiteClock, SuiteProgress
 from datamodules.atomic import atomic_write_text, file_sha256
@@ -164,9 +162,11 @@ def fit_phase(task, datamodule, stage: dict, index: int, *, spec, log_dir: Path,
 
 def phase_record(stage: dict, index: int, trainer, checkpoint, *, offset: int, seconds: float) -> dict[str, Any]:
     """What a phase did: epochs (and the chain's epoch numbers it spans), best epoch and validation score, settings."""
+    from benchmark.runner import _best_epoch
+
     phase = stage["phases"][index]
-    found = re.search(r"epoch=(\d+)", Path(checkpoint.best_model_path).stem) if checkpoint.best_model_path else None
-    best = int(found.group(1)) + 1 if found else None
+    best = _best_epoch(checkpoint)
+    best = best + 1 if best is not None else None
     score = checkpoint.best_model_score
     return {"name": phase.get("name") or f"phase{index + 1}", "train": phase["train"], "optimizer": phase.get("optimizer"),
             "scheduler": phase.get("scheduler"), "early_stopping": phase.get("early_stopping"),
@@ -191,18 +191,16 @@ def remove_checkpoint(checkpoint: ModelCheckpoint) -> None:
 
 def test_metrics(trainer: pl.Trainer, task, datamodule, statistics: dict | None = None) -> dict[str, Any]:
     """The task's current weights scored on the stage's test split (each image once): {"metrics", "ci"}, the CIs
-    patient-level bootstrap intervals as for every run (benchmark/statistics.py)."""
-    from benchmark.statistics import bootstrap_metrics
+    patient-level bootstrap intervals as for every run (runner.score_test)."""
+    from benchmark.runner import score_test
 
     predictions_path, task.predictions_path = task.predictions_path, None
     trainer.test(task, datamodule=datamodule, verbose=False)
     task.predictions_path = predictions_path
     predictions = task.test_predictions
     index, scores, labels = deduplicate(predictions["index"], predictions["scores"], predictions["labels"])
-    metrics = evaluate(scores, labels, datamodule.class_names, multilabel=datamodule.multilabel)["metrics"]
-    patients = datamodule.frames["test"]["patient_id"].to_numpy()[index.numpy()]
-    intervals = bootstrap_metrics(scores.numpy(), labels.numpy(), patients, list(datamodule.class_names), multilabel=datamodule.multilabel, **(statistics or {}))
-    return {"metrics": metrics, "ci": intervals["ci"]}
+    evaluation, intervals = score_test(datamodule, index, scores, labels, statistics)
+    return {"metrics": evaluation["metrics"], "ci": intervals["ci"]}
 
 
 def stage_dataset(datamodule) -> dict[str, Any]:

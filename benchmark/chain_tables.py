@@ -7,17 +7,14 @@ Both read only what result files record (``stages``, ``phases``); a stage severa
 
 from __future__ import annotations
 
-import statistics
 from collections import defaultdict
 
 
 def _cell(values: list[float | None], ci: list[float] | None = None) -> str:
-    present = [v for v in values if v is not None]
-    if not present:
-        return "n/a"
-    if len(present) == 1:
-        return f"{present[0]:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
-    return f"{statistics.mean(present):.3f} ± {statistics.stdev(present):.3f} (n={len(present)})"
+    """A leaderboard cell, as every table writes it (leaderboard._summary)."""
+    from benchmark.leaderboard import _summary
+
+    return _summary(values, ci)
 
 
 def stage_auroc_section(results: list[dict]) -> list[str]:

@@ -198,9 +198,7 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
     index, scores, labels = deduplicate(predictions["index"], predictions["scores"], predictions["labels"])
     plots = plot_run(trainer, scores, labels, datamodule, out_dir=out_dir, run_id=spec.run_id)  # before W&B closes
     finish_wandb()
-    evaluation = evaluate(scores, labels, datamodule.class_names, multilabel=datamodule.multilabel)
-    patients = datamodule.frames["test"]["patient_id"].to_numpy()[index.numpy()]
-    intervals = bootstrap_metrics(scores.numpy(), labels.numpy(), patients, datamodule.class_names, multilabel=datamodule.multilabel, **(spec.statistics or {}))
+    evaluation, intervals = score_test(datamodule, index, scores, labels, spec.statistics)
     predictions_file = out_dir / "predictions" / f"{spec.run_id}.csv"
     _write_predictions(predictions_file, datamodule, index, scores, labels)
     result = {
@@ -250,6 +248,14 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
 
         evaluate_suite_externals(spec, result_path(out_dir, spec.run_id), cache_dir=cache_dir, datamodule=datamodule, command=command)
     return result
+
+
+def score_test(datamodule: CXRDataModule, index, scores, labels, statistics: dict | None) -> tuple[dict, dict]:
+    """(evaluation, bootstrap summary) of de-duplicated test predictions: the metrics and their patient-level CIs."""
+    evaluation = evaluate(scores, labels, datamodule.class_names, multilabel=datamodule.multilabel)
+    patients = datamodule.frames["test"]["patient_id"].to_numpy()[index.numpy()]
+    intervals = bootstrap_metrics(scores.numpy(), labels.numpy(), patients, datamodule.class_names, multilabel=datamodule.multilabel, **(statistics or {}))
+    return evaluation, intervals
 
 
 def _chain_fields(result: dict, stages: list[dict], metrics: dict, ci: dict) -> None:
