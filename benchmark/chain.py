@@ -29,7 +29,8 @@ from benchmark.chain_config import stage_fingerprints
 from benchmark.loggers import build_loggers, finish_wandb
 from benchmark.progress import SuiteClock, SuiteProgress
 from datamodules.atomic import atomic_write_text, file_sha256
-from lightning_modules.phases import PhaseParameters, trainable_count
+from lightning_modules.phases import trainable_count
+from lightning_modules.unfreezing import GradualUnfreezing
 from lightning_modules.predictions import deduplicate
 from lightning_modules.starts import apply_start
 
@@ -51,13 +52,13 @@ def run_chain(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path, progress: 
     from benchmark.runner import TrainingThroughput, build_task
 
     prints = stage_fingerprints(spec.method, spec.stages)
-    datamodules = prepare_chain_data(spec, out_dir=out_dir, cache_dir=cache_dir)
+    datamodules = prepare_chain_data(spec, out_dir=out_dir, cache_dir=cache_dir, prints=prints)
     sources: dict[str, dict] = {}
     records = []
     for number, (stage, print_, datamodule) in enumerate(zip(spec.stages, prints, datamodules)):
         last = number == len(spec.stages) - 1
         sub = stage_spec(spec, stage)
-        store = Path(out_dir) / "stages" / f"{stage['name']}-{print_}" / f"seed{spec.seed}"
+        store = stage_store(out_dir, stage, print_, spec.seed)
         record = None if last else reusable_stage(store, print_, datamodule.split_sha256)
         if record is not None:
             log.info("stage %s of %s: reusing %s (fingerprint %s)", stage["name"], spec.run_id, store, print_)
@@ -65,7 +66,8 @@ def run_chain(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path, progress: 
             records.append({**record, "reused": True})
             continue
         pl.seed_everything(spec.seed, workers=True)
-        task = build_task(sub, datamodule)
+        reconstruction = stage.get("objective") == "reconstruction"
+        task = build_reconstruction_task(stage, datamodule) if reconstruction else build_task(sub, datamodule)
         started = apply_start(task, stage["start"], stage.get("keep_outputs") or {}, sources)
         stage_log = log_dir / "stages" / stage["name"] if last else store / "logs"
         name = spec.run_id if last else f"stage {stage['name']} {print_} seed{spec.seed}"
@@ -78,7 +80,7 @@ def run_chain(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path, progress: 
                                                                     loggers=loggers, throughput=throughput, progress=progress)
             seconds += phase_seconds
             phases.append({**phase_record(stage, index, trainer, checkpoint, offset=sum(p["epochs_trained"] for p in phases), seconds=phase_seconds),
-                           "trainable_parameters": trained})
+                           **trained})
             final_phase = index == len(stage["phases"]) - 1
             if not final_phase:
                 load_best(task, checkpoint)
@@ -91,7 +93,9 @@ def run_chain(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path, progress: 
                   "best_validation_score": phases[-1]["best_validation_score"], "train_seconds": round(seconds, 2),
                   "train_images_per_second": throughput.images_per_second, "reused": False}
         load_best(task, checkpoint)
-        if len(datamodule.frames["test"]) and not last:  # the last stage is tested by the run (record_last_test)
+        if reconstruction:
+            record.update(reconstruction_record(trainer, task, datamodule, store, loggers))
+        elif len(datamodule.frames["test"]) and not last:  # the last stage is tested by the run (record_last_test)
             record["test"] = test_metrics(trainer, task, datamodule, spec.statistics)
         # stored even when last: a later chain may start from it (a ChestX-ray14-only method's stage)
         record = store_stage(store, record, task, checkpoint, keep_checkpoint=last)
@@ -106,17 +110,76 @@ def run_chain(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path, progress: 
     raise AssertionError("a chain has at least one stage")  # the schema guarantees it
 
 
-def prepare_chain_data(spec, *, out_dir: Path, cache_dir: Path) -> list:
+def stage_store(out_dir: Path, stage: dict, print_: str, seed: int) -> Path:
+    """Where a stage's weights and record are kept: ``<out>/stages/<name>-<fingerprint>/seed<k>/``."""
+    return Path(out_dir) / "stages" / f"{stage['name']}-{print_}" / f"seed{seed}"
+
+
+def prepare_chain_data(spec, *, out_dir: Path, cache_dir: Path, prints: list[str] | None = None) -> list:
     """Every stage's DataModule, set up, and the chain's class names checked (keep_outputs, expansion) before
-    anything trains."""
+    anything trains. An autoencoder stage's is its pretraining pool, drawn from the last stage's train split."""
     from benchmark.runner import build_datamodule
 
-    datamodules = [build_datamodule(stage_spec(spec, stage), out_dir=out_dir, cache_dir=cache_dir) for stage in spec.stages]
-    for datamodule in datamodules:
+    prints = prints or stage_fingerprints(spec.method, spec.stages)
+
+    datamodules = {}
+    for number, stage in reversed(list(enumerate(spec.stages))):  # the last stage first: the pools draw from it
+        if stage.get("objective") == "reconstruction":
+            datamodules[number] = pretraining_pool(spec, stage, datamodules[len(spec.stages) - 1], out_dir=out_dir, cache_dir=cache_dir,
+                                                   store=stage_store(out_dir, stage, prints[number], spec.seed))
+            continue
+        datamodule = build_datamodule(stage_spec(spec, stage), out_dir=out_dir, cache_dir=cache_dir)
         datamodule.prepare_data()
         datamodule.setup("fit")
+        datamodules[number] = datamodule
+    datamodules = [datamodules[number] for number in range(len(spec.stages))]
     check_chain_classes(spec.stages, datamodules)
     return datamodules
+
+
+def pretraining_pool(spec, stage: dict, downstream, *, out_dir: Path, cache_dir: Path, store: Path):
+    """An autoencoder stage's images (datamodules/pretraining.py): the downstream train split and the pool's extra
+    datasets, minus anything in or copying the downstream val/test split; the pool file is written into the store."""
+    from benchmark.runner import build_datamodule
+    from datamodules.pretraining import PretrainingPool
+
+    pool, data = stage["pool"], stage["data"]
+    extras = []
+    for entry in pool.get("extra", []):
+        extra = build_datamodule(replace(stage_spec(spec, stage), dataset=entry), out_dir=out_dir, cache_dir=cache_dir)
+        extra.prepare_data()
+        extras.append(extra)
+    datamodule = PretrainingPool(downstream, extras, pool_file=store / "pool.csv", batch_size=data.get("batch_size", 16),
+                                 eval_batch_size=data.get("eval_batch_size"), channels=data.get("channels", 3),
+                                 val_fraction=pool.get("val_fraction", 0.1), seed=pool.get("seed", 0), num_workers=data.get("num_workers", 0))
+    datamodule.setup("fit")
+    return datamodule
+
+
+def build_reconstruction_task(stage: dict, datamodule):
+    """The autoencoder of a reconstruction stage (lightning_modules/autoencoder.py) at the pool's size and channels."""
+    from lightning_modules.autoencoder import ReconstructionTask
+
+    phase = stage["phases"][0]
+    return ReconstructionTask(image_size=datamodule.image_size, in_chans=datamodule.channels, model=stage.get("model"),
+                              optimizer=phase.get("optimizer"), scheduler=phase.get("scheduler"))
+
+
+def reconstruction_record(trainer: pl.Trainer, task, datamodule, store: Path, loggers) -> dict[str, Any]:
+    """What an autoencoder stage adds to its record: its pool (images per source, what was left out and why), the
+    best network's reconstruction metrics on the pool's validation images, and the input/reconstruction grid (PNG)."""
+    from lightning_modules.autoencoder import log_image_to_wandb, save_reconstruction_grid
+
+    trainer.test(task, datamodule=datamodule, verbose=False)
+    metrics = {key.split("/", 1)[1]: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("test/")}
+    grid = None
+    if rank_zero_only.rank == 0:
+        store.mkdir(parents=True, exist_ok=True)
+        grid = save_reconstruction_grid(task.model, datamodule.sample_images(8), store / "reconstructions.png")
+        log_image_to_wandb(loggers, "stage/reconstructions", grid)
+    return {"pool": {"file": str(datamodule.pool_file), "sha256": datamodule.split_sha256, "images": datamodule.describe()["images"],
+                     "by_source": datamodule.counts()},
+            "reconstruction": {"images": "pool validation", "metrics": metrics}, "reconstruction_grid": None if grid is None else str(grid)}
 
 
 def check_chain_classes(stages: list[dict], datamodules: list) -> None:
@@ -136,7 +199,7 @@ def check_chain_classes(stages: list[dict], datamodules: list) -> None:
 
 def fit_phase(task, datamodule, stage: dict, index: int, *, spec, log_dir: Path, loggers, throughput, progress) -> tuple:
     """One phase: its optimiser, trainable parameters, epochs and early stopping, keeping its best checkpoint.
-    Returns (trainer, checkpoint callback, seconds, parameters trained)."""
+    Returns (trainer, checkpoint callback, seconds, {trainable_parameters, unfrozen: the unfreezing steps taken})."""
     from benchmark.runner import _trainer_kwargs
 
     phase = stage["phases"][index]
@@ -145,7 +208,8 @@ def fit_phase(task, datamodule, stage: dict, index: int, *, spec, log_dir: Path,
     task.set_phase(optimizer=phase.get("optimizer") or spec.method.get("optimizer"), scheduler=phase.get("scheduler"))
     checkpoint = ModelCheckpoint(dirpath=log_dir / "checkpoints" / label, filename="best-{epoch}", monitor=monitor["metric"],
                                  mode=monitor["mode"], save_top_k=1, save_last=False, enable_version_counter=False)
-    callbacks = [checkpoint, PhaseParameters(phase["train"]), throughput]
+    unfreezing = GradualUnfreezing(phase["train"], phase.get("unfreeze") or [])
+    callbacks = [checkpoint, unfreezing, throughput]
     stop = phase.get("early_stopping")
     if stop:
         callbacks.append(EarlyStopping(monitor=stop["metric"], mode=stop["mode"], patience=stop["patience"], check_on_train_epoch_end=False))
@@ -157,7 +221,7 @@ def fit_phase(task, datamodule, stage: dict, index: int, *, spec, log_dir: Path,
     trainer.fit(task, datamodule=datamodule)
     trainable, total = trainable_count(task.model)  # as the phase left it (its freeze stays until the next phase)
     log.info("%s stage %s %s: %d epochs, %d of %d parameters trained", spec.run_id, stage["name"], label, trainer.current_epoch, trainable, total)
-    return trainer, checkpoint, time.perf_counter() - started, trainable
+    return trainer, checkpoint, time.perf_counter() - started, {"trainable_parameters": trainable, "unfrozen": unfreezing.history}
 
 
 def phase_record(stage: dict, index: int, trainer, checkpoint, *, offset: int, seconds: float) -> dict[str, Any]:
@@ -169,7 +233,7 @@ def phase_record(stage: dict, index: int, trainer, checkpoint, *, offset: int, s
     best = best + 1 if best is not None else None
     score = checkpoint.best_model_score
     return {"name": phase.get("name") or f"phase{index + 1}", "train": phase["train"], "optimizer": phase.get("optimizer"),
-            "scheduler": phase.get("scheduler"), "early_stopping": phase.get("early_stopping"),
+            "scheduler": phase.get("scheduler"), "early_stopping": phase.get("early_stopping"), "unfreeze": phase.get("unfreeze") or [],
             "epochs_planned": phase["epochs"], "epochs_trained": trainer.current_epoch, "first_epoch": offset + 1,
             "last_epoch": offset + trainer.current_epoch, "best_epoch": offset + best if best else None,
             "stopped_early": trainer.current_epoch < phase["epochs"],

@@ -28,13 +28,15 @@ def expand_chain(method: dict, *, suite_path: Path, suite_data: dict, suite_trai
 
     stages = []
     last = len(method["stages"]) - 1
+    final = method["stages"][-1].get("dataset")
+    downstream = _dataset_entry(copy.deepcopy(final), suite_path, data_root, raw) if final is not None else run_dataset
     for number, stage in enumerate(method["stages"]):
         where = f"{method['file']} stage {stage['name']}"
         own_dataset = stage.get("dataset") is not None
         if own_dataset:
             dataset = _dataset_entry(copy.deepcopy(stage["dataset"]), suite_path, data_root, raw)
         else:
-            dataset = run_dataset
+            dataset = downstream if stage.get("objective") == "reconstruction" else run_dataset
         inputs = {k: v for k, v in method.get("data", {}).items() if number == last or k in INPUT_KEYS}
         data = deep_merge(deep_merge(inputs, {k: v for k, v in stage.get("data", {}).items() if k not in SPLIT_KEYS}),
                           {k: v for k, v in suite_data.items() if k not in SPLIT_KEYS})
@@ -54,7 +56,25 @@ def expand_chain(method: dict, *, suite_path: Path, suite_data: dict, suite_trai
             "loss": copy.deepcopy(stage.get("loss") or method.get("loss")),
             "monitor": copy.deepcopy(stage.get("monitor") or method.get("monitor")),
         })
+        if stage.get("objective") == "reconstruction":
+            stages[-1].update(reconstruction_settings(stage, suite_path=suite_path, data_root=data_root, raw=raw))
+    for stage in stages:  # an autoencoder's pool is drawn from the downstream split: its keys are that split's
+        if stage.get("objective") == "reconstruction":
+            stage["data"].update({key: stages[-1]["data"].get(key) for key in SPLIT_KEYS})
     return stages
+
+
+def reconstruction_settings(stage: dict, *, suite_path: Path, data_root, raw: dict) -> dict[str, Any]:
+    """An autoencoder stage's own keys: its pool (extra datasets found, or their stand-ins), model, and its default
+    monitor (validation MSE) and optimiser (the CAE paper's Adam at 0.01, section 3.1)."""
+    pool = copy.deepcopy(stage.get("pool") or {})
+    pool["extra"] = [_dataset_entry(copy.deepcopy(entry), suite_path, data_root, raw) for entry in pool.get("extra", [])]
+    phases = [{**phase, "optimizer": phase.get("optimizer") or dict(RECONSTRUCTION_OPTIMIZER)} for phase in stage["phases"]]
+    return {"objective": "reconstruction", "pool": pool, "model": copy.deepcopy(stage.get("model") or {}), "phases": phases,
+            "monitor": copy.deepcopy(stage.get("monitor")) or {"metric": "val/loss", "mode": "min"}, "loss": None, "head": None}
+
+
+RECONSTRUCTION_OPTIMIZER = {"name": "adam", "lr": 0.01}
 
 
 def final_dataset(method: dict, *, suite_path: Path, data_root, raw: dict) -> dict | None:
@@ -77,16 +97,26 @@ def stage_fingerprints(method: dict, stages: list[dict]) -> list[str]:
         start = dict(stage["start"])
         if start.get("kind") == "stage":
             start["stage"] = prints[start["stage"]]
-        network = {k: method.get(k) for k in ("method", "model", "task")}
+        if stage.get("objective") == "reconstruction":  # the autoencoder alone: methods with other heads share it
+            network = {"method": "cae_autoencoder", "model": stage.get("model")}
+        else:
+            network = {k: method.get(k) for k in ("method", "model", "task")}
         if any(not phase.get("optimizer") for phase in stage["phases"]):  # the method's optimiser trains that phase
             network["optimizer"] = method.get("optimizer")
+        settings = {k: v for k, v in stage.items() if k not in ("name", "dataset")}
+        if "pool" in settings:
+            settings["pool"] = {**settings["pool"], "extra": [_without_paths(e) for e in settings["pool"].get("extra", [])]}
         config = {
             "network": network,
-            "dataset": {k: v for k, v in stage["dataset"].items() if k not in PATH_KEYS},
-            "stage": {**{k: v for k, v in stage.items() if k not in ("name", "dataset")}, "start": start},
+            "dataset": _without_paths(stage["dataset"]),
+            "stage": {**settings, "start": start},
         }
         prints[stage["name"]] = fingerprint(config)
     return [prints[stage["name"]] for stage in stages]
+
+
+def _without_paths(entry: dict) -> dict:
+    return {k: v for k, v in entry.items() if k not in PATH_KEYS}
 
 
 def check_pretrained_starts(specs) -> None:

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.chain_tables import phase_lines, stage_auroc_section
+from benchmark.chain_tables import phase_lines, pretraining_section, stage_auroc_section
 from benchmark.claims import DEFAULT_CLAIMS, claims_section, load_claims
 from benchmark.config import ConfigError
 from benchmark.external.table import external_section, read_external_results
@@ -355,6 +355,7 @@ def render(results: list[dict[str, Any]], *, source: str, store: str | None = No
     for key in sorted(groups, key=lambda k: (not groups[k][0]["dataset"].get("synthetic"), k[0], k[1], -len(k[3]), k)):
         lines += _group_section(groups[key], link_base)
     lines += stage_auroc_section(results)
+    lines += pretraining_section(results, relative_to=Path.cwd())
     if external:
         lines += external_section(results, external)
     if claims is not None:

@@ -233,9 +233,20 @@ class EarlyStop(Section):
     patience: PositiveInt
 
 
+class UnfreezeStep(Section):
+    """A step of a phase's gradual unfreezing (lightning_modules/unfreezing.py): before the phase's epoch ``epoch``
+    (0-based: after that many epochs) the modules under ``modules`` (dotted prefixes, or ``all``) start training,
+    at ``lr`` (None: the optimiser's current learning rate)."""
+
+    epoch: PositiveInt
+    modules: Literal["all"] | Annotated[list[str], Field(min_length=1)]
+    lr: PositiveFloat | None = None
+
+
 class Phase(Section):
     """One phase of a stage's schedule: which parameters train, with which optimiser, for how many epochs.
-    ``train``: ``all``, ``head`` (the backbone frozen), or parameter-name prefixes (``[backbone.features.denseblock4, head]``)."""
+    ``train``: ``all``, ``head`` (the backbone frozen), or parameter-name prefixes (``[backbone.features.denseblock4, head]``);
+    ``unfreeze``: a schedule that unfreezes more of the network within the phase (ULMFiT's gradual unfreezing)."""
 
     name: str | None = None
     train: Literal["all", "head"] | Annotated[list[str], Field(min_length=1)] = "all"
@@ -243,6 +254,18 @@ class Phase(Section):
     optimizer: Optimizer | None = None  # None: the method's
     scheduler: Scheduler | None = None
     early_stopping: EarlyStop | None = None
+    unfreeze: list[UnfreezeStep] = []
+
+    @model_validator(mode="after")
+    def _schedule(self) -> Phase:
+        epochs = [step.epoch for step in self.unfreeze]
+        if epochs != sorted(epochs):
+            raise ValueError(f"phase {self.name or ''}: unfreeze steps must be in epoch order (got {epochs})")
+        if any(epoch >= self.epochs for epoch in epochs):
+            raise ValueError(f"phase {self.name or ''}: an unfreeze step at epoch {max(epochs)} never comes in a phase of {self.epochs} epochs")
+        if self.unfreeze and self.train == "all":
+            raise ValueError(f"phase {self.name or ''}: unfreeze needs a phase that starts with part of the network frozen (train: head or prefixes)")
+        return self
 
 
 START_KINDS = ("random", "imagenet", "file", "stage", "chexnet")
@@ -293,12 +316,35 @@ class StageDataset(Section):
     options: dict[str, Any] = {}
 
 
+class PretrainingPool(Section):
+    """The images of a reconstruction stage (datamodules/pretraining.py): the downstream task's train split plus
+    ``extra`` datasets, minus every image in, copying, or of a patient of the downstream val/test split; ``val_fraction``
+    of the pool's patients validate (drawn once, with ``seed``)."""
+
+    extra: list[StageDataset | str] = []
+    val_fraction: Annotated[float, Field(ge=0, lt=1)] = 0.1
+    seed: int = 0
+
+
+class ReconstructionModel(Section):
+    """The convolutional autoencoder of the CAE paper (Tables 1-2); the paper's decoder ends in a ReLU."""
+
+    output_activation: Literal["relu", "sigmoid"] = "relu"
+
+
 class StageConfig(Section):
     """One stage of a chain: its dataset (none: the suite's, for the last stage only), its head, how it starts and
     its phases. ``keep_outputs`` {this stage's class: the start's class} copies those output neurons' weight rows and
-    biases (twice transfer's output-neuron keeping, section 3.2); the other outputs are new."""
+    biases (twice transfer's output-neuron keeping, section 3.2); the other outputs are new.
+
+    ``objective: reconstruction`` makes an unsupervised autoencoder stage (CAE paper, section 3.1): no dataset, no
+    classes; its images are the ``pool``, its network the autoencoder (``model``) whose encoder a later stage
+    starts from (``start: {stage: NAME}``)."""
 
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]+$")]
+    objective: Literal["classification", "reconstruction"] = "classification"
+    pool: PretrainingPool | None = None
+    model: ReconstructionModel | None = None
     dataset: StageDataset | str | None = None
     start: Start = Start(kind="random")
     head: Literal["softmax", "sigmoid"] | None = None  # None: softmax, sigmoid for a multi-label dataset
@@ -313,6 +359,23 @@ class StageConfig(Section):
     def _keep_needs_a_source(self) -> StageConfig:
         if self.keep_outputs and self.start.kind not in ("stage", "chexnet"):
             raise ValueError(f"stage {self.name}: keep_outputs needs start: stage or chexnet (got {self.start.kind})")
+        return self
+
+    @model_validator(mode="after")
+    def _reconstruction(self) -> StageConfig:
+        if self.objective == "classification":
+            if self.pool is not None or self.model is not None:
+                raise ValueError(f"stage {self.name}: pool and model belong to an objective: reconstruction stage")
+            return self
+        wrong = [key for key in ("dataset", "head", "loss") if getattr(self, key) is not None] + (["keep_outputs"] if self.keep_outputs else [])
+        if wrong:
+            raise ValueError(f"stage {self.name}: a reconstruction stage has no {', '.join(wrong)} (its images are its pool)")
+        if self.start.kind not in ("random", "file", "stage"):
+            raise ValueError(f"stage {self.name}: a reconstruction stage starts random, from a file or from an earlier reconstruction stage")
+        if any(phase.train != "all" or phase.unfreeze for phase in self.phases):
+            raise ValueError(f"stage {self.name}: a reconstruction stage trains the whole autoencoder (train: all)")
+        self.pool = self.pool or PretrainingPool()
+        self.model = self.model or ReconstructionModel()
         return self
 
 
@@ -382,26 +445,43 @@ class LinearHeadOptions(Section):
     dropout: Dropout = 0.0
 
 
+class SequenceHeadOptions(Section):
+    """CAE paper, Table 3 and Table 4: the encoder's map as a sequence -> ``lstm_layers`` LSTMs -> flatten -> Dense
+    layers of ``dense`` widths -> the output layer (proposed: 1 LSTM, Dense(64))."""
+
+    lstm_layers: Annotated[int, Field(ge=0)] = 1
+    dense: list[PositiveInt] = [64]
+    dense_activation: Literal["relu", "tanh", "sigmoid", "linear"] = "relu"
+
+
+class CAEEncoderOptions(Section):
+    pass
+
+
+HEAD_OPTIONS = {"fcn": FCNHeadOptions, "linear": LinearHeadOptions, "sequence": SequenceHeadOptions}
+REGISTERED_BACKBONES = {"acnn": ACNNOptions, "cae_encoder": CAEEncoderOptions}
+
+
 @method_schema("classifier")
 class ClassifierModel(Section):
-    """A backbone (``acnn`` or a timm architecture) and a head (``fcn``: the weighted-CE authors'; ``linear``)."""
+    """A backbone (``acnn``, ``cae_encoder`` or a timm architecture) and a head (``fcn``: the weighted-CE authors';
+    ``linear``; ``sequence``: the CAE paper's LSTM head)."""
 
     backbone: str = "resnet50"
     backbone_options: dict[str, Any] = {}
-    head: Literal["fcn", "linear"] = "linear"
+    head: Literal["fcn", "linear", "sequence"] = "linear"
     head_options: dict[str, Any] = {}
 
     @model_validator(mode="after")
     def _options(self) -> ClassifierModel:
-        if self.backbone == "acnn":
-            self.backbone_options = ACNNOptions.model_validate(self.backbone_options).model_dump()
+        if self.backbone in REGISTERED_BACKBONES:
+            self.backbone_options = REGISTERED_BACKBONES[self.backbone].model_validate(self.backbone_options).model_dump()
         else:
             import timm
 
             if not timm.is_model(self.backbone):
-                raise ValueError(f"unknown backbone `{self.backbone}`{closest(self.backbone, ['acnn', *timm.list_models()])} (acnn or a timm model name)")
-        head = FCNHeadOptions if self.head == "fcn" else LinearHeadOptions
-        self.head_options = head.model_validate(self.head_options).model_dump()
+                raise ValueError(f"unknown backbone `{self.backbone}`{closest(self.backbone, [*REGISTERED_BACKBONES, *timm.list_models()])} ({', '.join(REGISTERED_BACKBONES)} or a timm model name)")
+        self.head_options = HEAD_OPTIONS[self.head].model_validate(self.head_options).model_dump()
         return self
 
 
@@ -441,7 +521,9 @@ class MethodFile(Section):
                 raise ValueError(f"stage name {stage.name!r} is used twice")
             if stage.start.kind == "stage" and stage.start.stage not in names[:number]:
                 raise ValueError(f"stage {stage.name}: start: stage {stage.start.stage!r} is not an earlier stage (earlier: {', '.join(names[:number]) or 'none'})")
-            if stage.dataset is None and number < len(self.stages) - 1:
+            if stage.objective == "reconstruction" and number == len(self.stages) - 1:
+                raise ValueError(f"stage {stage.name}: a reconstruction stage pretrains a later one; it cannot be the last")
+            if stage.dataset is None and stage.objective == "classification" and number < len(self.stages) - 1:
                 raise ValueError(f"stage {stage.name}: only the last stage may leave out `dataset` (it then trains on the suite's)")
         if self.grid_search:
             raise ValueError("a chain (stages:) has no grid search")

@@ -106,6 +106,28 @@ class TransferChestXray14CovidReader(CombinedReader):
 
 
 @READERS.register()
+class CaeCovidPneumoniaReader(CombinedReader):
+    """The CAE paper's 3-class task (Mahalingam & Pandraju, section 3.2): COVID-19 from the COVID-19 Radiography
+    Database, the Cohen collection and agchung's Figure 1 and Actualmed sets; normal from the Radiography Database;
+    pneumonia (bacterial and viral) from Kermany's paediatric set. Kermany's normals and the Radiography Database's
+    viral pneumonias are left out and counted, as the paper took each class from the named sources only. The
+    sources copy each other (Cohen images lie in Radiography's COVID folder), so duplicates are joined before the
+    split as in every combined task; the paper did not check this. Figure 1 and Actualmed are read when present.
+    Every image is drawn by the suite's split fractions (the paper: 73/13.5/13.5 at random), so no published test
+    list is kept; without data the synthetic phantoms stand in."""
+
+    name = "cae_covid_pneumonia"
+    classes = (COVID, NORMAL, PNEUMONIA)
+    components = (
+        Component("covid19_radiography", "radiography", labels=_identity(COVID, NORMAL), options={"task": "three_class"}, official_split=False),
+        Component("kermany_pneumonia", "kermany", labels={PNEUMONIA: PNEUMONIA}, options={"task": "binary"}, official_split=False),
+        Component("cohen_covid", "cohen", labels=_identity(COVID), options={"task": "three_class"}, official_split=False),
+        Component("figure1_covid", "figure1", labels=_identity(COVID), options={"task": "three_class"}, official_split=False, required=False),
+        Component("actualmed_covid", "actualmed", labels=_identity(COVID), options={"task": "three_class"}, official_split=False, required=False),
+    )
+
+
+@READERS.register()
 class WceCovidXray5kCohenReader(CombinedReader):
     """The weighted-CE paper's data (section III, Table I): COVID-Xray-5k (COVID-19 / non-COVID, its official test
     set of 40 + 3000 images is the test split) with the frontal Cohen images added to training (binary labels).
