@@ -382,25 +382,37 @@ class LinearHeadOptions(Section):
     dropout: Dropout = 0.0
 
 
+class SequenceHeadOptions(Section):
+    """The CAE paper's LSTM head (Tables 3-4; lightning_modules/backbones/cae.py)."""
+
+    lstm_layers: NonNegativeInt = 1
+    dense: list[PositiveInt] = [64]
+    dense_activation: Literal["relu", "tanh", "sigmoid", "linear"] = "relu"
+
+
 @method_schema("classifier")
 class ClassifierModel(Section):
-    """A backbone (``acnn`` or a timm architecture) and a head (``fcn``: the weighted-CE authors'; ``linear``)."""
+    """A backbone (``acnn``, ``cae_encoder`` or a timm architecture) and a head (``fcn``: the weighted-CE authors';
+    ``linear``; ``sequence``: the CAE paper's LSTM head)."""
 
     backbone: str = "resnet50"
     backbone_options: dict[str, Any] = {}
-    head: Literal["fcn", "linear"] = "linear"
+    head: Literal["fcn", "linear", "sequence"] = "linear"
     head_options: dict[str, Any] = {}
 
     @model_validator(mode="after")
     def _options(self) -> ClassifierModel:
         if self.backbone == "acnn":
             self.backbone_options = ACNNOptions.model_validate(self.backbone_options).model_dump()
+        elif self.backbone == "cae_encoder":
+            if self.backbone_options:
+                raise ValueError(f"backbone cae_encoder takes no backbone_options, got {sorted(self.backbone_options)}")
         else:
             import timm
 
             if not timm.is_model(self.backbone):
-                raise ValueError(f"unknown backbone `{self.backbone}`{closest(self.backbone, ['acnn', *timm.list_models()])} (acnn or a timm model name)")
-        head = FCNHeadOptions if self.head == "fcn" else LinearHeadOptions
+                raise ValueError(f"unknown backbone `{self.backbone}`{closest(self.backbone, ['acnn', 'cae_encoder', *timm.list_models()])} (acnn, cae_encoder or a timm model name)")
+        head = {"fcn": FCNHeadOptions, "sequence": SequenceHeadOptions}.get(self.head, LinearHeadOptions)
         self.head_options = head.model_validate(self.head_options).model_dump()
         return self
 
