@@ -1,7 +1,7 @@
 """A backbone and a head trained as an image classifier: the weighted-CE paper's ResNet-50 and ACNN (Özdemir &
 Sönmez, sections IV and VI.B), and any timm architecture for later methods.
 
-``model: {backbone: resnet50 | acnn | <timm name>, head: fcn | linear, backbone_options: {...},
+``model: {backbone: resnet50 | acnn | cae_encoder | <timm name>, head: fcn | linear | sequence, backbone_options: {...},
 head_options: {...}}``. The loss is any of ``lightning_modules.losses`` (``weighted_cross_entropy`` with
 ``beta`` for the paper's WCE runs). Start weights come from a local file only: a whole classifier, or a bare
 backbone (timm/torchvision keys; a 3-channel stem is folded to the 1-channel input).
@@ -14,6 +14,7 @@ from torch import nn
 
 from lightning_modules.backbones import timm_models  # noqa: F401 (registers the timm fallback)
 from lightning_modules.backbones.acnn import ACNN
+from lightning_modules.backbones.cae import CAEEncoder
 from lightning_modules.backbones.heads import build_head
 from lightning_modules.base import ClassificationTask
 from lightning_modules.registries import BACKBONES, METHODS
@@ -55,8 +56,10 @@ class ImageClassifier(ClassificationTask):
         self.model = BackboneClassifier(backbone, head)
 
     def gradcam_target_layer(self) -> nn.Module:
-        """The backbone's last block: the last atrous block, or timm's last feature stage."""
+        """The backbone's last block: the last atrous block, the CAE encoder's conv6, or timm's last feature stage."""
         backbone = self.model.backbone
         if isinstance(backbone, ACNN):
             return backbone.blocks[-1]
+        if isinstance(backbone, CAEEncoder):
+            return backbone.conv6
         return backbone.get_submodule(backbone.feature_info[-1]["module"])

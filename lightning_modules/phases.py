@@ -37,15 +37,20 @@ def frozen_modules(model: nn.Module, train: str | list[str]) -> list[nn.Module]:
     if train == "all":
         return []
     prefixes = ["head"] if train == "head" else list(train)
+    check_prefixes(model, prefixes)
+    trained = lambda name: any(name == p or name.startswith(p + ".") for p in prefixes)  # noqa: E731
+    return [module for name, module in model.named_modules()
+            if any(True for _ in module.parameters(recurse=False)) and not trained(name)]
+
+
+def check_prefixes(model: nn.Module, prefixes, *, what: str = "phase train") -> None:
+    """A ValueError, listing the model's top modules, for a dotted prefix that names none of its parameters."""
     names = [name for name, _ in model.named_parameters()]
     for prefix in prefixes:
         if not any(name == prefix or name.startswith(prefix + ".") for name in names):
             top = sorted({name.split(".")[0] for name in names})
-            raise ValueError(f"phase train: {prefix!r} names no parameters of the model (its modules: {', '.join(top)}; "
+            raise ValueError(f"{what}: {prefix!r} names no parameters of the model (its modules: {', '.join(top)}; "
                              "use dotted prefixes such as backbone.features.denseblock4)")
-    trained = lambda name: any(name == p or name.startswith(p + ".") for p in prefixes)  # noqa: E731
-    return [module for name, module in model.named_modules()
-            if any(True for _ in module.parameters(recurse=False)) and not trained(name)]
 
 
 def trainable_count(model: nn.Module) -> tuple[int, int]:

@@ -45,7 +45,7 @@ def test_backbones_acnn_registered_and_timm_the_fallback():
     assert type(acnn).__name__ == "ACNN" and channels == 3
     resnet, channels = build_backbone("resnet18", in_chans=1)
     assert channels == 512 and resnet.default_cfg["architecture"] == "resnet18"
-    assert BACKBONES.names() == ["acnn"] and BACKBONES.fallback_label == "any timm model name"
+    assert BACKBONES.names() == ["acnn", "cae_encoder"] and BACKBONES.fallback_label == "any timm model name"
 
 
 def test_list_prints_every_kind(capsys):
@@ -57,6 +57,6 @@ def test_list_prints_every_kind(capsys):
     lines = dict(line.split(":", 1) for line in capsys.readouterr().out.splitlines())
     listed = {kind: [name.strip() for name in names.split(",")] for kind, names in lines.items()}
     assert listed == {
-        "datasets": sorted(DATAMODULES), "methods": ["classifier", "siamese", "single_net"], "backbones": ["acnn", "any timm model name"],
-        "heads": ["fcn", "linear"], "losses": ["bce", "cross_entropy", "weighted_cross_entropy"], "optimizers": ["adam", "adamw", "rmsprop", "sgd"],
+        "datasets": sorted(DATAMODULES), "methods": ["classifier", "siamese", "single_net"], "backbones": ["acnn", "cae_encoder", "any timm model name"],
+        "heads": ["fcn", "linear", "sequence"], "losses": ["bce", "cross_entropy", "weighted_cross_entropy"], "optimizers": ["adam", "adamw", "rmsprop", "sgd"],
         "schedulers": ["cosine", "exponential", "plateau", "step"], "augmentations": sorted(PRESETS)}
