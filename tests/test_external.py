@@ -231,3 +231,38 @@ def test_multilabel_run_maps_finding_names(tmp_path, capsys):
     assert result["counts"]["scored"] == result["n_images"] > 0 and "auroc" in result["metrics"]
     predictions = pd.read_csv(result["predictions_file"])
     assert len(predictions) == result["counts"]["scored"] and "score_Effusion" in predictions.columns
+
+
+def test_a_chain_run_is_evaluated_with_its_last_stage_classes(tmp_path):
+    """A chain's model is its last stage's: the DataModule rebuilt for ``evaluate`` takes that stage's dataset and
+    data settings, and its class map in its own order (the stored config sorts keys: COVID-19, normal, pneumonia
+    would be a different class order from the trained normal, viral_pneumonia, COVID-19)."""
+    kermany = KERMANY.create(tmp_path / "data")
+    rename = {"normal": "normal", "pneumonia": "viral_pneumonia", "COVID-19": "COVID-19"}
+    stage = lambda name, **more: {"name": name, "dataset": {"name": "covid19_radiography", "options": {"patients_per_class": 8}},
+                                  "head": "sigmoid", "phases": [{"name": "all", "epochs": 1}], **more}
+    (tmp_path / "chain.yaml").write_text(yaml.safe_dump(sort_keys=False, data={  # the class map in its order
+        "method": "classifier", "title": "tiny chain", "model": {"backbone": "resnet10t", "head": "linear"},
+        "optimizer": {"name": "sgd", "lr": 0.01}, "monitor": {"metric": "val/loss", "mode": "min"},
+        "stages": [stage("pre", data={"class_map": {"COVID-19": "COVID-19", "*": "other"}}),
+                   stage("final", start={"stage": "pre"}, data={"class_map": rename})]}))
+    suite = _write(tmp_path / "suite.yaml", {
+        "name": "chain", "datasets": [{"name": "covid19_radiography", "options": {"patients_per_class": 8}}], "synthetic_without_data_root": True,
+        "methods": ["chain.yaml"], "seeds": [0], "logging": {"wandb": False},
+        "data": {"image_size": 32, "split_seed": 0, "val_fraction": 0.25, "test_fraction": 0.25, "batch_size": 8},
+        "trainer": {"accelerator": "cpu", "enable_progress_bar": False, "enable_model_summary": False, "limit_train_batches": 1,
+                    "num_sanity_val_steps": 0}})
+    out, cache = tmp_path / "runs", tmp_path / "cache"
+    assert main(["run", str(suite), "--out", str(out), "--cache-dir", str(cache), "--leaderboard", str(tmp_path / "lb.md")]) == 0
+    result_file = out / "results/synthetic/chain/seed0.json"
+    run = json.loads(result_file.read_text())
+    assert run["dataset"]["classes"] == ["normal", "viral_pneumonia", "COVID-19"]
+    moved = tmp_path / "moved"  # the recorded checkpoint path is gone: found again under logs/<run_id>/stages/final/
+    shutil.move(out, moved)
+    result_file = moved / "results/synthetic/chain/seed0.json"
+    assert main(["evaluate", str(result_file), "--dataset", "kermany_pneumonia", "--root", str(kermany), "--cache-dir", str(cache)]) == 0
+    external = json.loads((moved / "external/synthetic/chain/seed0/kermany_pneumonia.json").read_text())
+    assert external["classes"] == run["dataset"]["classes"]
+    assert external["label_map"]["used"]["pneumonia"] == "viral_pneumonia"
+    assert Path(external["run"]["checkpoint"]["path"]).parts[-5:-2] == ("stages", "final", "checkpoints")
+    assert external["run"]["checkpoint"]["sha256"] == run["checkpoint"]["sha256"]

@@ -107,9 +107,16 @@ def rebuild_datamodule(result: dict, *, out_dir: Path, cache_dir: Path, where: P
     from benchmark.runner import build_datamodule
     from datamodules import DatasetNotFoundError
 
-    entry = dict(result["config"]["dataset"])
+    config = result["config"]
+    trained = config["stages"][-1] if config.get("stages") else config  # a chain's model is its last stage's
+    entry = dict(trained["dataset"])
     entry["root"] = result["dataset"]["root"]
-    spec = SimpleNamespace(dataset=entry, data=result["config"]["data"], seed=result["seed"])
+    data = dict(trained["data"])
+    if data.get("class_map") and result["dataset"].get("class_map"):
+        # the config is stored with sorted keys, which reorders the class map whose values order the classes:
+        # the DataModule's own map, in the order it had, is the one the result's dataset records
+        data["class_map"] = result["dataset"]["class_map"]
+    spec = SimpleNamespace(dataset=entry, data=data, seed=result["seed"])
     datamodule = build_datamodule(spec, out_dir=out_dir, cache_dir=cache_dir)
     if not datamodule.split_path.is_file():
         raise ConfigError(f"{where}: the run's split file {datamodule.split_path} is gone; its train/val images (duplicates, templates) cannot be known")
@@ -130,20 +137,25 @@ def rebuild_datamodule(result: dict, *, out_dir: Path, cache_dir: Path, where: P
 def _checkpoint(result: dict, out_dir: Path, *, where: Path) -> dict[str, str]:
     """The tested best checkpoint: the recorded one (its sha256 checked), else the one in the run's log folder."""
     recorded = result.get("checkpoint")
-    folder = out_dir / "logs" / result["run_id"] / "checkpoints"
+    run_logs = out_dir / "logs" / result["run_id"]
+    folder = run_logs / "checkpoints"  # a chain's: logs/<run_id>/stages/<stage>/checkpoints/<phase>/
     if recorded:
         path = Path(recorded["path"])
-        if not path.is_file():
-            path = folder / path.name  # the out folder was moved or the run is read from another working directory
+        if not path.is_file():  # the out folder was moved or the run is read from another working directory
+            parts, tail = path.parts, ("logs", *Path(result["run_id"]).parts)
+            at = next((i for i in range(len(parts) - len(tail), -1, -1) if parts[i:i + len(tail)] == tail), None)
+            path = run_logs.joinpath(*parts[at + len(tail):]) if at is not None else folder / path.name
         if not path.is_file():
             raise ConfigError(f"{where}: checkpoint {recorded['path']} not found (nor {path})")
         sha256 = file_sha256(path)
         if recorded.get("sha256") and sha256 != recorded["sha256"]:
             raise ConfigError(f"{where}: checkpoint {path} is not the one tested (sha256 {sha256[:12]}, recorded {recorded['sha256'][:12]})")
         return {"path": str(path), "sha256": sha256}
-    found = sorted(folder.glob("best-*.ckpt"))
+    if result.get("stages"):
+        folder = run_logs / "stages" / result["stages"][-1]["name"] / "checkpoints"
+    found = sorted(folder.rglob("best-*.ckpt"))
     if len(found) != 1:
-        raise ConfigError(f"{where}: no checkpoint recorded and {len(found)} best-*.ckpt in {folder}; expected one")
+        raise ConfigError(f"{where}: no checkpoint recorded and {len(found)} best-*.ckpt under {folder}; expected one")
     return {"path": str(found[0]), "sha256": file_sha256(found[0])}
 
 
