@@ -59,14 +59,19 @@ def run_chain(spec, *, out_dir: Path, cache_dir: Path, log_dir: Path, progress: 
         last = number == len(spec.stages) - 1
         sub = stage_spec(spec, stage)
         store = stage_store(out_dir, stage, print_, spec.seed)
-        record = None if last else reusable_stage(store, print_, datamodule.split_sha256)
+        reconstruction = stage.get("objective") == "reconstruction"
+        if last:
+            record = None
+        elif reconstruction:  # the pool is drawn from the downstream split: same split and pool file, same stage
+            record = reusable_stage(store, print_, None, downstream_sha256=datamodules[-1].split_sha256)
+        else:
+            record = reusable_stage(store, print_, datamodule.split_sha256)
         if record is not None:
             log.info("stage %s of %s: reusing %s (fingerprint %s)", stage["name"], spec.run_id, store, print_)
             sources[stage["name"]] = {**record, "reused": True}
             records.append({**record, "reused": True})
             continue
         pl.seed_everything(spec.seed, workers=True)
-        reconstruction = stage.get("objective") == "reconstruction"
         task = build_reconstruction_task(stage, datamodule) if reconstruction else build_task(sub, datamodule)
         started = apply_start(task, stage["start"], stage.get("keep_outputs") or {}, sources)
         stage_log = log_dir / "stages" / stage["name"] if last else store / "logs"
@@ -144,16 +149,11 @@ def pretraining_pool(spec, stage: dict, downstream, *, out_dir: Path, cache_dir:
     from datamodules.pretraining import PretrainingPool
 
     pool, data = stage["pool"], stage["data"]
-    extras = []
-    for entry in pool.get("extra", []):
-        extra = build_datamodule(replace(stage_spec(spec, stage), dataset=entry), out_dir=out_dir, cache_dir=cache_dir)
-        extra.prepare_data()
-        extras.append(extra)
-    datamodule = PretrainingPool(downstream, extras, pool_file=store / "pool.csv", batch_size=data.get("batch_size", 16),
-                                 eval_batch_size=data.get("eval_batch_size"), channels=data.get("channels", 3),
-                                 val_fraction=pool.get("val_fraction", 0.1), seed=pool.get("seed", 0), num_workers=data.get("num_workers", 0))
-    datamodule.setup("fit")
-    return datamodule
+    extras = [build_datamodule(replace(stage_spec(spec, stage), dataset=entry), out_dir=out_dir, cache_dir=cache_dir) for entry in pool.get("extra", [])]
+    # drawn (extras read, copies searched) at its first use: a stored stage is reused without it
+    return PretrainingPool(downstream, extras, pool_file=store / "pool.csv", batch_size=data.get("batch_size", 16),
+                           eval_batch_size=data.get("eval_batch_size"), channels=data.get("channels", 3),
+                           val_fraction=pool.get("val_fraction", 0.1), seed=pool.get("seed", 0), num_workers=data.get("num_workers", 0))
 
 
 def build_reconstruction_task(stage: dict, datamodule):
@@ -270,7 +270,10 @@ def test_metrics(trainer: pl.Trainer, task, datamodule, statistics: dict | None 
 def stage_dataset(datamodule) -> dict[str, Any]:
     """The stage's data as a result records it: dataset, split file and hash, counts, classes."""
     described = datamodule.describe()
-    return {k: described.get(k) for k in ("name", "variant", "synthetic", "image_size", "classes", "counts", "split_file", "split_sha256", "multilabel")}
+    record = {k: described.get(k) for k in ("name", "variant", "synthetic", "image_size", "classes", "counts", "split_file", "split_sha256", "multilabel")}
+    if "downstream_split_sha256" in described:  # an autoencoder's pool: the split it was drawn from
+        record["downstream_split_sha256"] = described["downstream_split_sha256"]
+    return record
 
 
 def store_stage(store: Path, record: dict, task, checkpoint: ModelCheckpoint, *, keep_checkpoint: bool = False) -> dict:
@@ -298,14 +301,21 @@ def record_last_test(record: dict, test: dict[str, Any]) -> None:
         atomic_write_text(store / STAGE_FILE, json.dumps(record, indent=2, default=str) + "\n")
 
 
-def reusable_stage(store: Path, print_: str, split_sha256: str) -> dict | None:
-    """The stored stage when its fingerprint, split hash and weights' sha256 still match; else None (trained again)."""
+def reusable_stage(store: Path, print_: str, split_sha256: str | None, *, downstream_sha256: str | None = None) -> dict | None:
+    """The stored stage when its fingerprint, split hash and weights' sha256 still match; else None (trained again).
+    An autoencoder stage is matched by the downstream split its pool was drawn from, and its pool file's sha256."""
     try:
         record = json.loads((store / STAGE_FILE).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError, UnicodeDecodeError):
         return None
     weights = Path(record.get("weights", {}).get("path", ""))
-    if record.get("fingerprint") != print_ or record.get("dataset", {}).get("split_sha256") != split_sha256:
+    dataset = record.get("dataset", {})
+    if downstream_sha256 is not None:
+        pool = Path((record.get("pool") or {}).get("file", ""))
+        same = dataset.get("downstream_split_sha256") == downstream_sha256 and pool.is_file() and file_sha256(pool) == record["pool"].get("sha256")
+    else:
+        same = dataset.get("split_sha256") == split_sha256
+    if record.get("fingerprint") != print_ or not same:
         log.info("stage %s: stored with another configuration or split; training it again", store)
         return None
     if not weights.is_file() or file_sha256(weights) != record["weights"].get("sha256"):

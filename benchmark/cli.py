@@ -79,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     external.add_argument("--label-map", type=json.loads, default=None,
                           help='JSON {external label: run class or null}, "*" for every other label (default: same names, then the run\'s class_map)')
     external.add_argument("--keep-duplicates", action="store_true", help="score images that copy the run's train/val images too (default: left out, counted)")
+    external.add_argument("--max-per-class", type=int, default=None, help="score at most this many images per class, drawn once (--sample-seed)")
+    external.add_argument("--sample-seed", type=int, default=0, help="seed of the --max-per-class draw (default 0)")
     external.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="preprocessing cache (default: .cache/cxrbench or $CXRBENCH_CACHE)")
     external.add_argument("--json", action="store_true", help="print the external result as JSON (written to <out>/external/<run_id>/<dataset>.json)")
 
@@ -241,7 +243,8 @@ def cmd_evaluate(args) -> int:
     from benchmark.external.trained_run import find_result_file
 
     result = evaluate_result_file(find_result_file(args.run), args.dataset, root=args.root, options=args.options, label_map=args.label_map,
-                                  duplicates="keep" if args.keep_duplicates else "exclude", cache_dir=args.cache_dir, command=args.command_line)
+                                  duplicates="keep" if args.keep_duplicates else "exclude", cache_dir=args.cache_dir, command=args.command_line,
+                                  max_per_class=args.max_per_class, sample_seed=args.sample_seed)
     if args.json:  # the file as written (strict JSON: undefined metrics are null), and where it is
         print(json.dumps({**json.loads(Path(result["_file"]).read_text(encoding="utf-8")), "_file": result["_file"]}, indent=2))
     else:

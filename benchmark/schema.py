@@ -555,6 +555,10 @@ class ExternalEntry(Section):
     options: dict[str, Any] = {}
     label_map: dict[str, str | None] | None = None
     duplicates: Literal["exclude", "keep"] = "exclude"
+    # at most this many images per (mapped) class, drawn once with ``sample_seed`` (whole patients are not kept
+    # together: the bootstrap still resamples by patient): a CPU quick profile's external score, with wider CIs
+    max_per_class: PositiveInt | None = None
+    sample_seed: int = 0
 
 
 class GainOptions(Section):

@@ -164,7 +164,8 @@ class PretrainingPool(pl.LightningDataModule):
         self.setup()
         return {"name": self.name, "variant": "+".join(s.name for s in self.sources), "synthetic": self.is_synthetic, "image_size": self.image_size,
                 "classes": [], "counts": self.counts(), "images": int(sum(len(f) for f in self.frames)), "split_file": str(self.pool_file),
-                "split_sha256": self.split_sha256, "multilabel": False, "val_fraction": self.val_fraction, "seed": self.seed}
+                "split_sha256": self.split_sha256, "downstream_split_sha256": self.downstream.split_sha256, "multilabel": False,
+                "val_fraction": self.val_fraction, "seed": self.seed}
 
     def sample_images(self, count: int = 8) -> torch.Tensor:
         """The first ``count`` validation images, for the reconstruction grid."""

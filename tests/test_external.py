@@ -266,3 +266,14 @@ def test_a_chain_run_is_evaluated_with_its_last_stage_classes(tmp_path):
     assert external["label_map"]["used"]["pneumonia"] == "viral_pneumonia"
     assert Path(external["run"]["checkpoint"]["path"]).parts[-5:-2] == ("stages", "final", "checkpoints")
     assert external["run"]["checkpoint"]["sha256"] == run["checkpoint"]["sha256"]
+
+
+def test_a_per_class_sample_scores_at_most_that_many_images_of_each_class_the_same_each_time(trained, capsys):
+    first = _evaluate(capsys, trained, "single", "--max-per-class", "2")
+    again = _evaluate(capsys, trained, "single", "--max-per-class", "2")
+    assert first["counts"]["per_class"] == {"COVID-19": 0, "normal": 2, "pneumonia": 2} and first["counts"]["scored"] == 4
+    assert first["counts"]["sample"]["kept_of"] == {"normal": [2, KERMANY_NORMALS], "pneumonia": [2, KERMANY_IMAGES - KERMANY_NORMALS]}
+    assert first["counts"]["left_out"]["not_sampled"] == KERMANY_IMAGES - 4 and first["set_name"] == "kermany_pneumonia-max2s0"
+    assert set(pd.read_csv(first["predictions_file"])["image"]) == set(pd.read_csv(again["predictions_file"])["image"])  # drawn once, seeded
+    other = _evaluate(capsys, trained, "single", "--max-per-class", "2", "--sample-seed", "1")
+    assert other["set_name"] == "kermany_pneumonia-max2s1" and other["counts"]["scored"] == 4

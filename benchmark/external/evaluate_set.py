@@ -19,6 +19,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from benchmark.config import ConfigError
 from benchmark.evaluate import evaluate
 from benchmark.external.duplicates import train_val_duplicates
@@ -88,7 +91,7 @@ def _images(name: str, root: Path | None, options: dict, *, image_size: int, cac
 
 def evaluate_external(run: TrainedRun, name: str, *, root: str | Path | None = None, options: dict | None = None,
                       label_map: dict | None = None, duplicates: str = "exclude", cache_dir: Path, command: str | None = None,
-                      where: str = "evaluate", title: str | None = None) -> dict[str, Any]:
+                      where: str = "evaluate", title: str | None = None, max_per_class: int | None = None, sample_seed: int = 0) -> dict[str, Any]:
     """Score ``run`` on every image of dataset ``name``; write and return the external result (``title``: how
     tables name the set, default its file name)."""
     if duplicates not in DUPLICATE_POLICIES:
@@ -123,6 +126,10 @@ def evaluate_external(run: TrainedRun, name: str, *, root: str | Path | None = N
     kept_copies = int(copied.sum()) if duplicates == "keep" else 0
     if duplicates == "exclude":
         frame = frame[~copied].reset_index(drop=True)
+    sampled = {}
+    if max_per_class:
+        frame, sampled = sample_per_class(frame, int(max_per_class), seed=int(sample_seed))
+        left_out["not_sampled"] = int(sum(total - kept for kept, total in sampled.values()))
     if frame.empty:
         raise ManifestError(f"{where}: no image of {name} at {root} is left to score (left out: {left_out}; labels without a "
                             f"counterpart among {classes}: {no_counterpart}); give a label map")
@@ -137,7 +144,7 @@ def evaluate_external(run: TrainedRun, name: str, *, root: str | Path | None = N
     evaluation["metrics"] = present_class_metrics(evaluation["metrics"], scores, labels, classes, multilabel=multilabel)
     intervals = external_intervals(evaluation["metrics"], scores, labels, frame["patient_id"].astype(str).to_numpy(), classes,
                                    multilabel=multilabel, settings=run.result.get("bootstrap"))
-    stem = set_name(name, options, reader.variant, given, duplicates)
+    stem = set_name(name, options, reader.variant, given, duplicates, (int(max_per_class), int(sample_seed)) if max_per_class else None)
     folder = external_dir(run.out_dir, run.run_id)
     predictions_file = folder / f"{stem}.predictions.csv"
     write_predictions(predictions_file, frame, reader, scores, classes)
@@ -155,6 +162,7 @@ def evaluate_external(run: TrainedRun, name: str, *, root: str | Path | None = N
         "label_map": {"given": given, "used": used},
         "counts": {"listed": int(len(frame) + sum(left_out.values())), "scored": int(len(frame)), "left_out": left_out,
                    "no_counterpart_by_label": no_counterpart, "unscored_findings": unscored, "duplicates_kept": kept_copies,
+                   "sample": {"max_per_class": max_per_class, "seed": sample_seed, "kept_of": {k: list(v) for k, v in sampled.items()}} if max_per_class else None,
                    "per_class": per_class(frame["mapped"], classes, multilabel)},
         "duplicates": duplicate_report(pairs, manifest, dm, duplicates),
         "metrics": evaluation["metrics"],
@@ -171,6 +179,20 @@ def evaluate_external(run: TrainedRun, name: str, *, root: str | Path | None = N
     log.info("%s on %s: %d scored, left out %s; accuracy %s, AUROC %s; written %s", run.run_id, name, len(frame), left_out,
              fmt(result["metrics"].get("accuracy")), fmt(result["metrics"].get("auroc")), path)
     return result
+
+
+def sample_per_class(frame: pd.DataFrame, per_class: int, *, seed: int = 0) -> tuple[pd.DataFrame, dict[str, tuple[int, int]]]:
+    """At most ``per_class`` rows of each mapped label, drawn once with ``seed`` (the rows keep their order); returns
+    the rows and {label: (kept, of)}."""
+    rng = np.random.default_rng(seed)
+    keep = np.zeros(len(frame), dtype=bool)
+    counts = {}
+    for label in sorted(frame["mapped"].unique()):
+        rows = np.flatnonzero((frame["mapped"] == label).to_numpy())
+        chosen = rows if len(rows) <= per_class else rng.choice(rows, per_class, replace=False)
+        keep[chosen] = True
+        counts[str(label)] = (int(len(chosen)), int(len(rows)))
+    return frame[keep].reset_index(drop=True), counts
 
 
 def evaluate_result_file(result_file: str | Path, name: str, *, cache_dir: Path, **kwargs) -> dict[str, Any]:
@@ -191,5 +213,6 @@ def evaluate_suite_externals(spec, result_file: Path, *, cache_dir: Path, datamo
             continue
         results.append(evaluate_external(run, entry["name"], root=entry.get("root"), options=entry.get("options"), label_map=entry.get("label_map"),
                                          duplicates=entry.get("duplicates", "exclude"), cache_dir=cache_dir, command=command,
+                                         max_per_class=entry.get("max_per_class"), sample_seed=entry.get("sample_seed", 0),
                                          where=f"suite {spec.suite}: external {entry['name']}", title=entry.get("title")))
     return results

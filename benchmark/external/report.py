@@ -16,9 +16,10 @@ from datamodules.duplicates import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_CORRELATION
 from datamodules.split_read import resolved
 
 
-def set_name(name: str, options: dict, variant: str, label_map: dict, duplicates: str) -> str:
+def set_name(name: str, options: dict, variant: str, label_map: dict, duplicates: str, sample: tuple[int, int] | None = None) -> str:
     """The external set's name in file names and tables: the dataset, then what differs from its defaults (its
-    variant when options are given, a given label map, kept copies), so two settings never share a result file."""
+    variant when options are given, a given label map, kept copies, a per-class sample), so two settings never
+    share a result file."""
     parts = [name]
     if options:
         parts.append(variant or "options" + fingerprint(options)[:6])
@@ -26,6 +27,8 @@ def set_name(name: str, options: dict, variant: str, label_map: dict, duplicates
         parts.append("map" + fingerprint(label_map)[:6])
     if duplicates == "keep":
         parts.append("with_copies")
+    if sample:
+        parts.append(f"max{sample[0]}s{sample[1]}")
     return "-".join(parts)
 
 
