@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import re
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field, replace
@@ -88,13 +89,15 @@ class _StepClock(pl.Callback):
         self.val.append(time.perf_counter() - self._val_started)
 
 
-def time_steps(spec, datamodule) -> tuple[float, float]:
-    """(seconds per training batch, seconds per evaluation batch) of ``spec``'s model on this machine: one warm-up
-    and TIMED_STEPS timed steps of a real Lightning fit on the run's own batches, then a few validation batches."""
+def time_steps(spec, datamodule, stage: dict | None = None) -> tuple[float, float]:
+    """(seconds per training batch, seconds per evaluation batch) of ``spec``'s model (an autoencoder ``stage``'s
+    own) on this machine: one warm-up and TIMED_STEPS timed steps of a real Lightning fit on the run's own batches,
+    then a few validation batches."""
+    from benchmark.chain import build_reconstruction_task
     from benchmark.runner import _trainer_kwargs, build_task
 
     pl.seed_everything(spec.seed, workers=True)
-    task = build_task(spec, datamodule)
+    task = build_reconstruction_task(stage, datamodule) if stage else build_task(spec, datamodule)
     clock = _StepClock()
     kwargs = _trainer_kwargs(spec.trainer)
     for key in ("max_epochs", "max_steps", "limit_train_batches", "limit_val_batches", "limit_test_batches", "num_sanity_val_steps",
@@ -133,14 +136,14 @@ def plan_suite(suite, *, out_dir: Path, cache_dir: Path) -> list[PlannedRun]:
     trained: dict[tuple[str, int], int] = {}  # a chain stage's (fingerprint, seed) -> the run that trains it
     plan = []
     for number, spec in enumerate(suite.runs, 1):
-        specs = [("train", spec)]
+        specs = [("train", spec, None)]
         if spec.grid_search:
             axes, overrides = parse_grid(spec.grid_search)
-            specs = [(f"grid {values}", apply(spec, values, overrides)) for values in points(axes)] + specs
+            specs = [(f"grid {values}", apply(spec, values, overrides), None) for values in points(axes)] + specs
         if spec.stages:
             specs = _chain_stages(spec, trained, number)
         run = PlannedRun(spec.run_id, spec.dataset["name"], spec.method["id"], spec.seed)
-        for name, stage_spec in specs:
+        for name, stage_spec, stage in specs:
             if stage_spec is None:  # a stage an earlier run of the suite trains and stores
                 run.stages.append(PlannedStage(name, 0, 0, 0, 0, 0))
                 continue
@@ -148,20 +151,29 @@ def plan_suite(suite, *, out_dir: Path, cache_dir: Path) -> list[PlannedRun]:
             datamodule = build_datamodule(stage_spec, out_dir=Path(out_dir), cache_dir=Path(cache_dir))
             datamodule.prepare_data()
             datamodule.setup("fit")
-            key = _model_key(stage_spec)
+            autoencoder = stage if stage and stage.get("objective") == "reconstruction" else None
+            if autoencoder:  # its pool (drawn from this downstream split) and its own network
+                from benchmark.chain import pretraining_pool
+
+                scratch = Path(tempfile.mkdtemp(prefix="plan-pool-"))
+                datamodule = pretraining_pool(spec, stage, datamodule, out_dir=Path(out_dir), cache_dir=Path(cache_dir), store=scratch)
+                datamodule.setup("fit")
+            key = _model_key(stage_spec) + (json.dumps(autoencoder.get("model"), sort_keys=True) if autoencoder else "")
             if key not in timings:
-                timings[key] = time_steps(stage_spec, datamodule)
+                timings[key] = time_steps(stage_spec, datamodule, autoencoder)
                 log.info("timed %s (%s): %.3f s per training batch, %.3f s per evaluation batch", stage_spec.method["id"], name, *timings[key])
             planned = _stage(name, stage_spec, datamodule, *timings[key])
+            if autoencoder:
+                shutil.rmtree(scratch, ignore_errors=True)
             planned.seconds += phase_overhead(name)
             run.stages.append(planned)
         plan.append(run)
     return plan
 
 
-def _chain_stages(spec, trained: dict, number: int) -> list[tuple[str, object]]:
-    """(name, spec) per stage of a chain, its epochs the sum of its phases' (early stopping may end them sooner); a
-    stage an earlier run trains (same fingerprint and seed) is (name, None): it is reused, not trained again."""
+def _chain_stages(spec, trained: dict, number: int) -> list[tuple[str, object, dict]]:
+    """(name, spec, stage) per stage of a chain, its epochs the sum of its phases' (early stopping may end them sooner); a
+    stage an earlier run trains (same fingerprint and seed) is (name, None, stage): it is reused, not trained again."""
     from benchmark.chain import stage_spec
     from benchmark.chain_config import stage_fingerprints
 
@@ -170,13 +182,13 @@ def _chain_stages(spec, trained: dict, number: int) -> list[tuple[str, object]]:
         last = index == len(spec.stages) - 1
         key = (print_, spec.seed)
         if key in trained and not last:
-            stages.append((f"{stage['name']}: shared, run {trained[key]}", None))
+            stages.append((f"{stage['name']}: shared, run {trained[key]}", None, stage))
             continue
         trained.setdefault(key, number)
         sub = stage_spec(spec, stage)
         epochs = sum(phase["epochs"] for phase in stage["phases"])
         phases = len(stage["phases"])
-        stages.append((f"{stage['name']} ({phases} phase{'s' if phases > 1 else ''})", replace(sub, trainer={**sub.trainer, "max_epochs": epochs})))
+        stages.append((f"{stage['name']} ({phases} phase{'s' if phases > 1 else ''})", replace(sub, trainer={**sub.trainer, "max_epochs": epochs}), stage))
     return stages
 
 
