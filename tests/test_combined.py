@@ -200,3 +200,19 @@ def test_transfer_task_reads_all_images_and_balances_each_epoch(data_root, tmp_p
     for _ in range(2):
         drawn = targets[list(sampler)].sum(axis=0)
         assert (drawn[present] >= 2).all() and len(drawn) == 15
+
+
+def test_cae_task_takes_each_class_from_its_papers_sources(tmp_path):
+    root = load_maker("combined").create(tmp_path / "root")
+    load_maker("kermany_pneumonia").create(root)  # Kermany's chest_xray/ beside the others
+    dm = _dm("cae_covid_pneumonia", root, tmp_path)
+    dm.prepare_data()
+    dm.setup()
+    assert dm.class_names == ["COVID-19", "normal", "pneumonia"]
+    frame = pd.concat(dm.frames.values())
+    source = frame["patient_id"].str.split(":").str[0]
+    assert set(source[frame["label"] == "pneumonia"]) == {"kermany"}  # pneumonia from Kermany only (section 3.2)
+    assert set(source[frame["label"] == "normal"]) == {"radiography"}  # normals from the Radiography Database only
+    assert set(source[frame["label"] == "COVID-19"]) <= {"radiography", "cohen"}
+    assert dm.excluded["kermany:label_outside_task"] > 0 and dm.excluded["radiography:label_outside_task"] > 0  # counted, not lost
+    assert {"test", "val"} <= set(frame["split"]) and (frame.loc[source == "kermany", "split"] != "").all()  # no official test list kept
