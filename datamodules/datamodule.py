@@ -199,6 +199,9 @@ class CXRDataModule(pl.LightningDataModule):
         frame = frame[in_task]
         self._check_classes(frame.loc[frame["split"].isin(SPLITS), "label"], f"the images of {self.split_path} (dataset at {self.root})")
         self.frames = {split: frame[frame["split"] == split].reset_index(drop=True) for split in SPLITS}
+        # validation in a seeded random order, not the split file's (sorted by path, so by class folder): a limited
+        # validation (``limit_val_batches``, the quick profiles) is then a random sample of every class, not one class
+        self.frames["val"] = self.frames["val"].sample(frac=1.0, random_state=self.split_seed).reset_index(drop=True)
         if len(self.frames["train"]) == 0:
             raise ManifestError(f"{self.name}: the train split of {self.split_path} is empty")
         self.mean, self.std = train_statistics(cache, self.frames["train"]["row"].to_numpy())

@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -132,3 +134,21 @@ def test_pair_sampling_is_a_data_option_with_the_siamese_sampler(radiography_roo
     assert len(batches) == len(expected) == 2
     for batch, (indices, left, right, same) in zip(batches, expected):
         assert batch["index"].tolist() == list(indices) and batch["left"].tolist() == list(left) and batch["right"].tolist() == list(right)
+
+
+def test_validation_is_in_a_seeded_random_order_so_a_limited_validation_samples_every_class(tmp_path):
+    """The split file is sorted by path (so by class folder): read in that order, the first validation batches of a
+    quick profile (`limit_val_batches`) would hold one class only."""
+    from datamodules import DATAMODULES
+
+    make = lambda: DATAMODULES["synthetic"](image_size=16, patients_per_class=12, cache_dir=tmp_path / "cache", split_dir=tmp_path / "splits")  # noqa: E731
+    first, again = make(), make()
+    first.setup("fit")
+    again.setup("fit")
+    val = first.frames["val"]
+    split = pd.read_csv(first.split_path)
+    assert sorted(val["path"].map(lambda p: Path(p).name)) == sorted(split.loc[split["split"] == "val", "image"].map(lambda p: Path(p).name))
+    assert list(val["path"]) == list(again.frames["val"]["path"])  # the same order every time
+    assert list(val["path"]) != sorted(val["path"])
+    half = val["label"].iloc[: len(val) // 2]
+    assert half.nunique() > 1  # the first half already holds more than one class
