@@ -226,14 +226,23 @@ def phantom_profile(spec: RunSpec, profile: dict) -> RunSpec:
                 trainer[key] = cap if value is None or isinstance(value, float) else min(int(value), cap)
         return trainer
 
+    def sized(entry: dict) -> dict:  # the phantom set's size, unless the entry names one
+        options = entry.get("options") or {}
+        if entry.get("name") != "synthetic" or not profile.get("patients_per_class") or "patients_per_class" in options:
+            return entry
+        return {**entry, "options": {**options, "patients_per_class": profile["patients_per_class"]}}
+
     chain = None
     if spec.stages:
         chain = copy.deepcopy(spec.stages)
         for stage in chain:
             stage["trainer"] = {k: v for k, v in capped(stage["trainer"]).items() if k != "max_epochs"}
+            stage["dataset"] = sized(stage["dataset"])
+            if stage.get("pool"):
+                stage["pool"]["extra"] = [sized(entry) for entry in stage["pool"].get("extra", [])]
             for phase in stage["phases"]:
                 phase["epochs"] = min(phase["epochs"], profile.get("max_epochs") or phase["epochs"])
-    return replace(spec, trainer=capped(spec.trainer), stages=chain)
+    return replace(spec, dataset=sized(spec.dataset), trainer=capped(spec.trainer), stages=chain)
 
 
 def _check_start_weights(methods: list[dict]) -> None:

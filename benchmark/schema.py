@@ -618,12 +618,14 @@ class LauncherConfig(Section):
 
 class PhantomProfile(Section):
     """How much a suite trains when it runs on the synthetic phantoms (no data root): a pipeline check that ends in
-    minutes. Caps every run's and every phase's epochs and the batches per epoch; real data is not affected.
+    minutes. Caps every run's and every phase's epochs and the batches per epoch, and may size the ``synthetic``
+    phantom set (``patients_per_class``; an entry's own option wins); real data is not affected.
     ``limit_val_batches`` must leave every class in validation (the siamese one-shot trials need two of each)."""
 
     max_epochs: PositiveInt | None = None
     limit_train_batches: PositiveInt | None = None
     limit_val_batches: PositiveInt | None = None
+    patients_per_class: PositiveInt | None = None  # the size of the `synthetic` phantom set (default 100)
 
 
 class SuiteFile(Section):

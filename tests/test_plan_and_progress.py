@@ -69,6 +69,11 @@ def test_the_phantom_profile_caps_training_on_phantoms_only():
         assert spec.trainer["max_epochs"] == 1 and spec.trainer["limit_train_batches"] <= 2
         for stage in spec.stages or []:
             assert stage["trainer"]["limit_train_batches"] <= 2 and all(phase["epochs"] == 1 for phase in stage["phases"])
+            if stage["dataset"]["name"] == "synthetic":  # the smaller phantom set, in every stage
+                assert stage["dataset"]["options"]["patients_per_class"] == 50
+        if spec.dataset["name"] == "synthetic":
+            assert spec.dataset["options"]["patients_per_class"] == 50
     real = {spec.method["id"]: spec for spec in load_suite(repo / "configs/quick.yaml", data_root=repo).runs}
+    assert all("patients_per_class" not in (spec.dataset.get("options") or {}) for spec in real.values())
     assert real["single_net_quick"].trainer["max_epochs"] == 10 and real["single_net_quick"].trainer.get("limit_val_batches") is None
     assert real["transfer_covid_cxr14_quick"].stages[-1]["phases"][0]["epochs"] == 3

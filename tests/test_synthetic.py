@@ -47,3 +47,14 @@ def test_datamodule_reads_phantoms_through_the_radiography_reader(tmp_path):
     assert dm.manifest["patient_id"].str.startswith("synthetic-").all()
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (4, 1, 32, 32)
+
+
+def test_two_phantom_sets_never_share_a_folder_or_a_split(tmp_path):
+    from datamodules import DATAMODULES
+
+    default = DATAMODULES["synthetic"](cache_dir=tmp_path / "cache")
+    small = DATAMODULES["synthetic"](cache_dir=tmp_path / "cache", patients_per_class=7)
+    other = DATAMODULES["synthetic"](cache_dir=tmp_path / "cache", patients_per_class=7, generator_seed=1)
+    assert default.split_path.name == "synthetic-seed0-val0.15-test0.15.csv" and default.root == tmp_path / "cache" / "synthetic"
+    assert small.split_path.name == "synthetic-p7s0-seed0-val0.15-test0.15.csv" and small.root == tmp_path / "cache" / "synthetic-p7s0"
+    assert len({default.split_path, small.split_path, other.split_path}) == 3 and len({default.root, small.root, other.root}) == 3

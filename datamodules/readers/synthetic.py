@@ -193,10 +193,21 @@ class SyntheticReader(Covid19RadiographyReader):
 
     def __init__(self, root: str | Path | None = None, *, patients_per_class: int = 100, generator_seed: int = 0,
                  cache_dir: str | Path = ".cache/cxrbench", **kwargs):
-        """``root``: where the phantoms are written (default: ``<cache_dir>/synthetic``)."""
-        super().__init__(root or Path(cache_dir) / "synthetic", **kwargs)
+        """``root``: where the phantoms are written (default: ``<cache_dir>/synthetic``, plus the generator options
+        when they are not the defaults, so two phantom sets never overwrite each other)."""
         self.patients_per_class = patients_per_class
         self.generator_seed = generator_seed
+        super().__init__(root or Path(cache_dir) / "-".join(filter(None, ["synthetic", self._generator_tag])), **kwargs)
+
+    @property
+    def _generator_tag(self) -> str:
+        defaults = self.patients_per_class == 100 and self.generator_seed == 0
+        return "" if defaults else f"p{self.patients_per_class}s{self.generator_seed}"
+
+    @property
+    def variant(self) -> str:
+        """The generator options too: a split of one phantom set never serves another."""
+        return "-".join(filter(None, [super().variant, self._generator_tag]))
 
     def build_manifest(self) -> pd.DataFrame:
         generate(self.root, patients_per_class=self.patients_per_class, seed=self.generator_seed)
