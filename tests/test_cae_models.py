@@ -189,3 +189,12 @@ def test_config_schema_takes_the_cae_backbone_and_sequence_head():
     assert model.head_options == {"lstm_layers": 0, "dense": [256, 128, 64, 32], "dense_activation": "relu"}
     with pytest.raises(ValueError):
         ClassifierModel.model_validate({"backbone": "cae_encoder", "head": "sequence", "head_options": {"lstm_layers": -1}})
+
+
+def test_one_channel_autoencoder_reconstructs_one_channel():
+    """The paper's 3 channels are the default; 1 channel (`data: {channels: 1}`) is an option."""
+    from lightning_modules.backbones.cae import ConvAutoencoder
+
+    model = ConvAutoencoder(in_chans=1)
+    assert model(torch.rand(2, 1, 32, 32)).shape == (2, 1, 32, 32)
+    assert model.backbone.conv1.weight.shape[1] == 1
