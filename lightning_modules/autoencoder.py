@@ -16,14 +16,15 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 from torchvision.utils import make_grid, save_image
 
 from lightning_modules.backbones.cae import ConvAutoencoder
-from lightning_modules.optim import build_optimizer, build_scheduler
+from lightning_modules.optim import PhasedOptimization
 
 
-class ReconstructionTask(pl.LightningModule):
+class ReconstructionTask(PhasedOptimization, pl.LightningModule):
     """Images (batch ``"image"``, (B, C, H, W) in [0, 1]; labels ignored) in, reconstructions out; logs the MSE
     loss and MSE / PSNR / SSIM of the reconstructions clamped to [0, 1]."""
 
     name = "cae_autoencoder"
+    default_optimizer = {"name": "adam", "lr": 0.01}  # section 3.1
 
     def __init__(self, *, image_size: int = 224, in_chans: int = 3, model: dict | None = None, optimizer: dict | None = None, scheduler: dict | None = None):
         super().__init__()
@@ -77,19 +78,6 @@ class ReconstructionTask(pl.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._log_epoch_metrics("test")
-
-    # ----- optimisation (as ClassificationTask's) -----
-    def configure_optimizers(self):
-        optimizer = build_optimizer(self.trainable_parameters(), self.hparams.optimizer or {"name": "adam", "lr": 0.01})
-        scheduler = build_scheduler(optimizer, self.hparams.scheduler, max_epochs=lambda: self.trainer.max_epochs)
-        return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
-
-    def set_phase(self, *, optimizer: dict | None, scheduler: dict | None) -> None:
-        """The optimiser and scheduler of the next ``Trainer.fit``."""
-        self.hparams.optimizer, self.hparams.scheduler = optimizer, scheduler
-
-    def trainable_parameters(self):
-        return (p for p in self.parameters() if p.requires_grad)
 
 
 def save_reconstruction_grid(model: nn.Module, images: torch.Tensor, path, *, columns: int = 8) -> Path:

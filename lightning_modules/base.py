@@ -15,13 +15,13 @@ from torch import nn
 
 from lightning_modules.losses import build_loss
 from lightning_modules.metrics import classification_metrics
-from lightning_modules.optim import build_optimizer, build_scheduler
+from lightning_modules.optim import PhasedOptimization
 from lightning_modules.weights import load_start_weights
 
 log = logging.getLogger(__name__)
 
 
-class ClassificationTask(pl.LightningModule):
+class ClassificationTask(PhasedOptimization, pl.LightningModule):
     """Images in, class scores out; metrics for train/val/test from ``lightning_modules.metrics``."""
 
     name = "base"
@@ -132,19 +132,6 @@ class ClassificationTask(pl.LightningModule):
         if self.predictions_path is not None and self.trainer.is_global_zero:
             # A file, not only an attribute: with spawn-based strategies rank 0 is not the process that asked.
             torch.save(self.test_predictions, self.predictions_path)
-
-    # ----- optimisation -----
-    def configure_optimizers(self):
-        optimizer = build_optimizer(self.trainable_parameters(), self.hparams.optimizer)
-        scheduler = build_scheduler(optimizer, self.hparams.scheduler, max_epochs=lambda: self.trainer.max_epochs)
-        return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
-
-    def set_phase(self, *, optimizer: dict | None, scheduler: dict | None) -> None:
-        """The optimiser and scheduler of the next ``Trainer.fit`` (a chain's phase, benchmark/chain.py)."""
-        self.hparams.optimizer, self.hparams.scheduler = optimizer, scheduler
-
-    def trainable_parameters(self):
-        return (p for p in self.parameters() if p.requires_grad)
 
     def parameter_count(self) -> int:
         return sum(p.numel() for p in self.parameters())

@@ -46,3 +46,23 @@ def _cosine(optimizer, *, max_epochs, t_max: int | None = None, **config) -> dic
 @SCHEDULERS.register("exponential")
 def _exponential(optimizer, *, max_epochs, **config) -> dict:
     return {"scheduler": torch.optim.lr_scheduler.ExponentialLR(optimizer, **config)}
+
+
+class PhasedOptimization:
+    """LightningModule mixin: the optimiser and scheduler its ``hparams`` name (``default_optimizer`` when none),
+    over the trainable parameters only, and ``set_phase`` to change them between a chain's ``Trainer.fit`` calls
+    (benchmark/chain.py). Shared by the classification task and the autoencoder."""
+
+    default_optimizer: dict | None = None  # None: build_optimizer's default
+
+    def configure_optimizers(self):
+        optimizer = build_optimizer(self.trainable_parameters(), self.hparams.optimizer or self.default_optimizer)
+        scheduler = build_scheduler(optimizer, self.hparams.scheduler, max_epochs=lambda: self.trainer.max_epochs)
+        return optimizer if scheduler is None else {"optimizer": optimizer, "lr_scheduler": scheduler}
+
+    def set_phase(self, *, optimizer: dict | None, scheduler: dict | None) -> None:
+        """The optimiser and scheduler of the next ``Trainer.fit`` (a chain's phase)."""
+        self.hparams.optimizer, self.hparams.scheduler = optimizer, scheduler
+
+    def trainable_parameters(self):
+        return (p for p in self.parameters() if p.requires_grad)
