@@ -177,8 +177,9 @@ def reconstruction_record(trainer: pl.Trainer, task, datamodule, store: Path, lo
         store.mkdir(parents=True, exist_ok=True)
         grid = save_reconstruction_grid(task.model, datamodule.sample_images(8), store / "reconstructions.png")
         log_image_to_wandb(loggers, "stage/reconstructions", grid)
-    return {"pool": {"file": str(datamodule.pool_file), "sha256": datamodule.split_sha256, "images": datamodule.describe()["images"],
-                     "by_source": datamodule.counts()},
+    described = datamodule.describe()
+    return {"pool": {"file": described["split_file"], "sha256": described["split_sha256"], "images": described["images"],
+                     "by_source": described["counts"]},
             "reconstruction": {"images": "pool validation", "metrics": metrics}, "reconstruction_grid": None if grid is None else str(grid)}
 
 

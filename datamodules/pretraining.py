@@ -147,12 +147,13 @@ class PretrainingPool(pl.LightningDataModule):
         self.pool_file.parent.mkdir(parents=True, exist_ok=True)
         with atomic_path(self.pool_file) as tmp:
             table.to_csv(tmp, index=False, lineterminator="\n")
+        self._sha256 = file_sha256(self.pool_file)
 
     @property
     def split_sha256(self) -> str:
         """The pool file's sha256 (a stored stage is reused only for the same pool)."""
         self.setup()
-        return file_sha256(self.pool_file)
+        return self._sha256
 
     def counts(self) -> dict[str, Any]:
         """Images per source and role, and what each source left out, by reason (the result records it)."""
