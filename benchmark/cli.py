@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmark run | leaderboard | data-report | evaluate | download | list``."""
+"""Command line: ``python -m benchmark run | leaderboard | data-report | evaluate | explain | download | list``."""
 
 from __future__ import annotations
 
@@ -83,6 +83,22 @@ def build_parser() -> argparse.ArgumentParser:
     external.add_argument("--sample-seed", type=int, default=0, help="seed of the --max-per-class draw (default 0)")
     external.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="preprocessing cache (default: .cache/cxrbench or $CXRBENCH_CACHE)")
     external.add_argument("--json", action="store_true", help="print the external result as JSON (written to <out>/external/<run_id>/<dataset>.json)")
+
+    explain = commands.add_parser("explain", help="heatmaps, latent maps and shortcut probes of a trained run (<out>/explain/<run_id>/)")
+    explain.add_argument("run", type=Path, help="the run's result file (<out>/results/<dataset>/<method>/seed<k>.json) or its run folder")
+    explain.add_argument("--method", nargs="+", default=["gradcam"], dest="heatmap_methods", metavar="METHOD",
+                         help="heatmaps to draw: gradcam, gradcam++, cam (global pooling + linear heads only), lrp (default: gradcam)")
+    explain.add_argument("--images", type=int, default=2, help="grid rows per class and outcome, correct and wrong (default 2)")
+    explain.add_argument("--split", choices=["test", "val"], default="test")
+    explain.add_argument("--findings", nargs="+", help="multi-label runs: the findings to map (default: the 3 most frequent in the sample)")
+    explain.add_argument("--probe-images", type=int, default=50, help="test images per class the probes and maps use, drawn once (default 50)")
+    explain.add_argument("--seed", type=int, default=0, help="seed of that draw and of the probes (default 0)")
+    explain.add_argument("--word", default="SEDUTO", help="the text the text test burns into normal images (default SEDUTO)")
+    explain.add_argument("--no-probes", action="store_true", help="heatmaps and latent maps only")
+    explain.add_argument("--no-latent", action="store_true", help="no t-SNE / SOM")
+    explain.add_argument("--no-wandb", action="store_true", help="do not log to W&B (default: offline W&B run of job type explain)")
+    explain.add_argument("--cache-dir", type=Path, default=DEFAULT_CACHE, help="preprocessing cache (default: .cache/cxrbench or $CXRBENCH_CACHE)")
+    explain.add_argument("--json", action="store_true", help="print the explanation file as JSON")
 
     fetch = commands.add_parser("download", help="download the public datasets (make data); print how to get the others")
     fetch.add_argument("--data-root", type=Path, default=Path("data"), help="where the datasets go (default: ./data)")
@@ -191,6 +207,7 @@ def cmd_run(args) -> int:
     done = {spec.run_id for spec in suite.runs} - {spec.run_id for spec in specs}
     failures = launcher.launch(specs, done=done, options={"out_dir": args.out, "cache_dir": args.cache_dir, "command": args.command_line, "resume": args.resume})
     if rank_zero_only.rank == 0:
+        _explain_resumed(suite.runs, done, args)
         if (args.out / "results").is_dir():  # once, after every run (and every job) has finished
             path = write_leaderboard(args.out, target, replace=args.replace_leaderboard)
             print(f"leaderboard written: {path}" + (f" ({note})" if note else ""))
@@ -201,6 +218,19 @@ def cmd_run(args) -> int:
         if failures:
             print(f"error: {len(failures)} of {len(specs)} run(s) failed; finished runs are kept (--resume goes on)", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _explain_resumed(specs: list, done: set[str], args) -> None:
+    """Runs --resume kept whose explanation is missing or of another configuration: explained now (no training)."""
+    from benchmark.explain.run import explain_suite_run, explanation_current
+    from benchmark.results import read_result, result_path
+
+    for spec in specs:
+        if spec.explain and spec.run_id in done:
+            result = read_result(result_path(args.out, spec.run_id))[0]
+            if result and not explanation_current(args.out, result):
+                log.info("%s: explaining the kept result (--resume)", spec.run_id)
+                explain_suite_run(spec, result_path(args.out, spec.run_id), cache_dir=args.cache_dir, command=args.command_line)
 
 
 def cmd_leaderboard(args) -> int:
@@ -252,6 +282,22 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
+def cmd_explain(args) -> int:
+    from benchmark.explain.run import explain_and_log
+    from benchmark.explain.table import format_explanation
+    from benchmark.external.trained_run import find_result_file, load_run
+    from benchmark.schema import ExplainOptions, validate
+
+    settings = validate(ExplainOptions, {"heatmaps": args.heatmap_methods, "images": args.images, "findings": args.findings, "probe_images": args.probe_images,
+                                         "probes": not args.no_probes, "latent": not args.no_latent, "word": args.word, "seed": args.seed},
+                        where="the command line", section="explain")
+    run = load_run(find_result_file(args.run), cache_dir=args.cache_dir)
+    record = explain_and_log(run, {**settings, "split": args.split}, command=args.command_line,
+                             logging_config={"wandb": False} if args.no_wandb else {"wandb": {"mode": "offline"}}, group=run.result.get("suite"))
+    print(json.dumps({k: v for k, v in record.items()}, indent=2, default=str) if args.json else format_explanation(record))
+    return 0
+
+
 def cmd_download(args) -> int:
     from benchmark.download import DownloadError, download_all
 
@@ -292,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     # the command a result cites; --resume only decides which runs happen, not what they compute
     args.command_line = " ".join(["python -m benchmark"] + [shlex.quote(a) for a in argv if a != "--resume"])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"run": cmd_run, "leaderboard": cmd_leaderboard, "data-report": cmd_data_report, "evaluate": cmd_evaluate, "download": cmd_download, "list": cmd_list}
+    handlers = {"run": cmd_run, "leaderboard": cmd_leaderboard, "data-report": cmd_data_report, "evaluate": cmd_evaluate, "explain": cmd_explain, "download": cmd_download, "list": cmd_list}
     try:
         return handlers[args.command](args)
     except (ConfigError, DatasetNotFoundError, ManifestError, LeakageError, StartWeightsError) as error:

@@ -138,6 +138,7 @@ class RunSpec:
     statistics: dict[str, Any] = field(default_factory=dict)  # bootstrap settings of the test metrics' CIs
     external: list[dict[str, Any]] = field(default_factory=list)  # test sets scored after the run (benchmark/external/evaluate_set.py)
     stages: list[dict[str, Any]] | None = None  # a chain's resolved stages, the last one this run's (benchmark/chain_config.py)
+    explain: dict[str, Any] | None = None  # explanations and probes after the run (benchmark/explain/); not in the fingerprint
 
     @property
     def run_id(self) -> str:
@@ -185,7 +186,8 @@ def load_suite(path: str | Path, *, data_root: str | Path | None = None, seeds: 
                     runs.append(RunSpec(name, run_dataset, method, int(seed), stages[-1]["data"], stages[-1]["trainer"], raw["logging"],
                                         leaderboard=copy.deepcopy(leaderboard), statistics=dict(raw["statistics"]),
                                         # the external sets are for the suite's task, not a dataset a chain names itself
-                                        external=copy.deepcopy(external) if own is None else [], stages=copy.deepcopy(stages)))
+                                        external=copy.deepcopy(external) if own is None else [], stages=copy.deepcopy(stages),
+                                        explain=copy.deepcopy(raw.get("explain"))))
                 continue
             data = deep_merge(method.get("data", {}), suite_data)
             for key in SPLIT_KEYS:  # the split belongs to the suite, never to a method
@@ -199,7 +201,7 @@ def load_suite(path: str | Path, *, data_root: str | Path | None = None, seeds: 
             for seed in run_seeds:
                 spec = RunSpec(name, dataset, method, int(seed), data, trainer, raw["logging"],
                                grid_search=copy.deepcopy(grid), leaderboard=copy.deepcopy(leaderboard),
-                               statistics=dict(raw["statistics"]), external=copy.deepcopy(external))
+                               statistics=dict(raw["statistics"]), external=copy.deepcopy(external), explain=copy.deepcopy(raw.get("explain")))
                 runs.append(spec)
             if grid:
                 _validate_grid_points(runs[-1], grid, where=f"{method['file']} grid_search")

@@ -34,6 +34,7 @@ import numpy as np
 from benchmark.chain_tables import phase_lines, pretraining_section, stage_auroc_section
 from benchmark.claims import DEFAULT_CLAIMS, claims_section, load_claims
 from benchmark.config import ConfigError
+from benchmark.explain.table import explain_section, read_explanations
 from benchmark.external.table import external_section, read_external_results
 from benchmark.paired_table import paired_section
 from benchmark.results import changed_keys, prediction_arrays, read_results, table_key
@@ -320,7 +321,7 @@ def _notes(results: list[dict]) -> list[str]:
 
 
 def render(results: list[dict[str, Any]], *, source: str, store: str | None = None, skipped: list[tuple[str, str]] = (),
-           claims: list[dict] | None = None, external: list[dict] | None = None) -> str:
+           claims: list[dict] | None = None, external: list[dict] | None = None, explanations: list[dict] | None = None) -> str:
     """The leaderboard page of ``results`` read from ``source``; ``store`` (default ``source``) is the results store
     recorded for the same-store check, relative to the page's folder; ``skipped`` lists (file, reason) left out;
     ``claims`` (configs/claims/papers.yaml) adds the claims table, ``external`` the external test sets' table."""
@@ -358,6 +359,8 @@ def render(results: list[dict[str, Any]], *, source: str, store: str | None = No
     lines += pretraining_section(results, relative_to=Path.cwd())
     if external:
         lines += external_section(results, external)
+    if explanations:
+        lines += explain_section(results, explanations, link_base=link_base)
     if claims is not None:
         lines += claims_section(claims, results, source=source)
     lines += _notes(results)
@@ -413,6 +416,6 @@ def write_leaderboard(out_dir: Path, leaderboard_path: Path, *, replace: bool = 
     results, skipped = read_results(results_dir)
     claims = load_claims(claims_path) if claims_path else None
     page = render(results, source=str(results_dir), store=_store_label(results_dir, leaderboard_path), skipped=skipped, claims=claims,
-                  external=read_external_results(Path(out_dir)))
+                  external=read_external_results(Path(out_dir)), explanations=read_explanations(Path(out_dir)))
     atomic_write_text(leaderboard_path, page)
     return leaderboard_path

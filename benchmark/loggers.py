@@ -119,3 +119,30 @@ def log_suite_summary(results: list[dict], logging_config: dict, suite_name: str
             run.finish()
     except Exception as error:  # W&B is a convenience: the results and the leaderboard are already written
         log.warning("could not log the suite summary to W&B: %s", error)
+
+
+def log_images_run(*, name: str, job_type: str, group: str | None, images: dict[str, Path], summary: dict, logging_config: dict,
+                   log_dir: Path, synthetic: bool = False) -> bool:
+    """One W&B run of its own (``job_type``: e.g. ``explain``) logging PNGs as ``wandb.Image`` and ``summary`` numbers,
+    under ``log_dir`` (offline unless the suite says otherwise). W&B off: nothing; a W&B failure is a warning.
+    Returns whether it logged."""
+    wandb_config, mode = _wandb_settings(logging_config)
+    if wandb_config is None:
+        return False
+    try:
+        import wandb
+
+        Path(log_dir).mkdir(parents=True, exist_ok=True)
+        finish_wandb()  # never log into a run left open
+        run = wandb.init(project=wandb_config.get("project", "cxr-bench"), entity=wandb_config.get("entity"), group=group,
+                         name=name + (" [SYNTHETIC DATA]" if synthetic else ""), job_type=job_type, tags=["synthetic-data"] if synthetic else [],
+                         dir=str(log_dir), mode=mode, config={"job": job_type})
+        try:
+            run.log({key: wandb.Image(str(path), caption=key) for key, path in images.items()})
+            run.summary.update({k: v for k, v in summary.items() if v is not None})
+        finally:
+            run.finish()
+        return True
+    except Exception as error:  # W&B is a convenience: the files are already written
+        log.warning("could not log %s to W&B: %s", name, error)
+        return False

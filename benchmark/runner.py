@@ -247,6 +247,10 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
         from benchmark.external.evaluate_set import evaluate_suite_externals
 
         evaluate_suite_externals(spec, result_path(out_dir, spec.run_id), cache_dir=cache_dir, datamodule=datamodule, command=command)
+    if spec.explain:  # heatmaps, latent maps and shortcut probes (benchmark/explain/), beside the result
+        from benchmark.explain.run import explain_suite_run
+
+        explain_suite_run(spec, result_path(out_dir, spec.run_id), cache_dir=cache_dir, datamodule=datamodule, command=command)
     return result
 
 

@@ -628,6 +628,22 @@ class PhantomProfile(Section):
     patients_per_class: PositiveInt | None = None  # the size of the `synthetic` phantom set (default 100)
 
 
+class ExplainOptions(Section):
+    """Explanations and shortcut probes of every run after its test (``python -m benchmark explain``, benchmark/explain/):
+    heatmap grids, t-SNE and SOM of the features, and the lung-mask, text and source probes on a seeded sample of
+    the test images (``probe_images`` per class, the same for every method on the shared split)."""
+
+    heatmaps: Annotated[list[Literal["gradcam", "gradcam++", "cam", "lrp"]], Field(min_length=1)] = ["gradcam"]
+    images: Annotated[int, Field(ge=1, le=8)] = 2  # grid rows per class and outcome (correct, wrong)
+    findings: list[str] | None = None  # multi-label runs: one map per finding named (default: the 3 most frequent in the sample)
+    probe_images: PositiveInt = 50  # per class
+    probes: bool = True
+    latent: bool = True
+    word: str = "SEDUTO"  # burnt into correctly classified normal images (twice-transfer paper, section 9.1)
+    seed: int = 0
+    bootstrap_resamples: Annotated[int, Field(ge=100)] = 500  # patient-level CIs of the probe metrics
+
+
 class SuiteFile(Section):
     """A suite; its ``data:`` and ``trainer:`` override every method's and are checked key by key."""
 
@@ -646,6 +662,7 @@ class SuiteFile(Section):
     logging: LoggingOptions = LoggingOptions()
     statistics: StatisticsOptions = StatisticsOptions()
     launcher: LauncherConfig = LauncherConfig()
+    explain: ExplainOptions | None = None  # explanations and shortcut probes after every run (benchmark/explain/)
 
 
 # ----- the claims table (configs/claims/papers.yaml, benchmark/claims.py) -----

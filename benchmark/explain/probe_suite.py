@@ -1,0 +1,78 @@
+"""The shortcut probes of one run, in the numbers the leaderboard shows (issue 12).
+
+- Lung-mask test: the probe metric (balanced accuracy; macro AUROC for a multi-label task) on the full images, on the
+  lungs alone (everything else black) and without the lungs (only the border and any text remain).
+- Text test (twice-transfer paper, section 9.1, the "SEDUTO" experiment generalised): the word burnt into a corner of
+  every correctly classified normal image of the sample; how often and how far the prediction moves.
+- Source probe: a linear classifier on the frozen penultimate features predicting each image's source (AUROC).
+- Grad-CAM energy: the share of the positive Grad-CAM heat of the predicted class inside the lung regions.
+- Verdict: flagged when the model still separates the classes without any lung pixel, or its features encode the
+  source (benchmark/explain/probes.py shortcut_verdict).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmark.explain import probes
+from benchmark.statistics import bootstrap_metrics
+from lightning_modules.explain import heatmaps
+
+NORMAL_NAMES = ("normal", "no finding", "non-covid")  # the class the text test burns into, first found
+
+
+def probe_metric(scores: np.ndarray, sample, class_names: list[str], *, multilabel: bool, resamples: int, seed: int) -> dict:
+    """{value, ci} of the probe metric with a patient-level bootstrap CI (benchmark/statistics.py)."""
+    name = "auroc" if multilabel else "balanced_accuracy"
+    result = bootstrap_metrics(scores, sample.targets, sample.patients, class_names, multilabel=multilabel, n_resamples=resamples, seed=seed)
+    return {"value": result["metrics"].get(name), "ci": result["ci"].get(name)}
+
+
+def normal_class(class_names: list[str]) -> int | None:
+    """The index of the class a normal film has (normal, No Finding, else non-COVID), or None."""
+    lowered = [c.lower() for c in class_names]
+    return next((lowered.index(n) for n in NORMAL_NAMES if n in lowered), None)
+
+
+def run_probes(task, scorer, sample, scores: np.ndarray, features: np.ndarray, settings: dict, *, class_names: list[str],
+               multilabel: bool) -> dict[str, Any]:
+    options = {"multilabel": multilabel, "resamples": settings["bootstrap_resamples"], "seed": settings["seed"]}
+    metric = lambda s: probe_metric(s, sample, class_names, **options)
+    lungs = {
+        "metric": "auroc" if multilabel else "balanced_accuracy",
+        "chance": 0.5 if multilabel else 1.0 / len(class_names),
+        "full": metric(scores),
+        "lungs_only": metric(scorer(probes.mask_images(sample.pixels, sample.masks, keep="lungs"))),
+        "lungs_out": metric(scorer(probes.mask_images(sample.pixels, sample.masks, keep="outside_lungs"))),
+        "regions": sample.region_counts(),
+    }
+    result = {"lung_mask": lungs, "text": _text_probe(scorer, sample, scores, settings["word"], class_names, multilabel),
+              "source": probes.source_probe(features, np.asarray(sample.sources), sample.patients, seed=settings["seed"]),
+              "gradcam_energy": _energy(task, scorer, sample, scores)}
+    source_auroc = (result["source"] or {}).get("auroc")
+    result["verdict"] = probes.shortcut_verdict(lungs_out=lungs["lungs_out"], chance=lungs["chance"], source_auroc=source_auroc)
+    return result
+
+
+def _text_probe(scorer, sample, scores: np.ndarray, word: str, class_names: list[str], multilabel: bool) -> dict:
+    if multilabel:
+        return {"skipped": "multi-label task: no single normal class"}
+    normal = normal_class(class_names)
+    if normal is None:
+        return {"skipped": f"no normal class among {class_names}"}
+    chosen = np.flatnonzero((sample.targets == normal) & (scores.argmax(1) == normal))
+    burnt = probes.burn_text(sample.pixels[chosen], word)
+    shift = probes.text_shift(scores[chosen], scorer(burnt) if len(chosen) else scores[chosen], normal)
+    return {"word": word, "class": class_names[normal], **shift}
+
+
+def _energy(task, scorer, sample, scores: np.ndarray, batch: int = 32) -> dict:
+    """Share of the predicted class's positive Grad-CAM heat inside each image's lung region."""
+    targets = scores.argmax(1)
+    maps = [heatmaps(task, scorer.tensors(sample.pixels[i:i + batch]).to(task.device), targets[i:i + batch].tolist(), "gradcam",
+                     templates=scorer.templates) for i in range(0, len(sample), batch)]
+    energy = probes.energy_inside(np.concatenate(maps) if maps else np.zeros((0, *sample.masks.shape[1:]), np.float32), sample.masks)
+    return {k: v for k, v in energy.items() if k != "per_image"}
