@@ -5,7 +5,8 @@ with per-patient anatomy and per-image exposure, rotation, shift and noise, plus
   normal     nothing;
   COVID-19   bilateral, peripheral, lower-zone ground-glass opacities (faint, hazy blobs in both lungs);
   pneumonia  unilateral lobar consolidation (one dense lobe-shaped region with air bronchograms).
-Patients have 1-3 images each. The set is written once in the COVID-19 Radiography Database layout, with a
+Patients have 1-3 images each. ``marker_class`` plants a shortcut (issue 12): every image of that class gets a
+bright filled square in the top-left corner, outside the lungs' central field (datamodules/lung_regions.py). The set is written once in the COVID-19 Radiography Database layout, with a
 patient_map.csv, and read back through the same code as the real database. These are NOT real X-rays: every
 table and log that shows them says so.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 from pathlib import Path
 
@@ -30,6 +32,19 @@ GENERATOR_VERSION = 2
 LAYOUT_DIR = "COVID-19_Radiography_Dataset"
 CLASS_FOLDERS = {"COVID-19": "COVID", "normal": "Normal", "pneumonia": "Viral Pneumonia"}
 MARKER = "synthetic.json"
+MARKER_SIDE = 0.11  # of the image side: the planted square ends before the central field (x0 = 0.12), also after a resize
+
+
+def check_marker_class(marker_class: str | None) -> None:
+    if marker_class is not None and marker_class not in CLASS_FOLDERS:
+        raise ValueError(f"marker_class={marker_class!r}: not a phantom class; use one of {list(CLASS_FOLDERS)} (or None)")
+
+
+def plant_marker(image: np.ndarray) -> np.ndarray:
+    """The planted shortcut: a white filled square in the top-left corner, outside CENTRAL_FIELD."""
+    side = max(1, int(MARKER_SIDE * image.shape[0]))
+    image[:side, :side] = 255
+    return image
 
 
 def _gauss(x: np.ndarray, y: np.ndarray, cx: float, cy: float, sx: float, sy: float) -> np.ndarray:
@@ -150,10 +165,15 @@ def render_phantom(label: str, anatomy: dict, rng: np.random.Generator, size: in
     return np.clip(image * 255, 0, 255).astype(np.uint8)
 
 
-def generate(root: str | Path, *, patients_per_class: int = 100, max_images_per_patient: int = 3, size: int = 256, seed: int = 0) -> Path:
-    """Write the phantom set under ``root`` in the Radiography Database layout (once; reused afterwards)."""
+def generate(root: str | Path, *, patients_per_class: int = 100, max_images_per_patient: int = 3, size: int = 256, seed: int = 0,
+             marker_class: str | None = None) -> Path:
+    """Write the phantom set under ``root`` in the Radiography Database layout (once; reused afterwards);
+    ``marker_class``: every image of that class carries the planted corner square (plant_marker)."""
+    check_marker_class(marker_class)
     root = Path(root)
     params = {"version": GENERATOR_VERSION, "patients_per_class": patients_per_class, "max_images_per_patient": max_images_per_patient, "size": size, "seed": seed}
+    if marker_class is not None:  # only when planted: a clean set's parameters (and its cache) stay as they were
+        params["marker_class"] = marker_class
     layout = root / LAYOUT_DIR
     marker = layout / MARKER
     if marker.exists() and json.loads(marker.read_text()) == params:
@@ -172,10 +192,12 @@ def generate(root: str | Path, *, patients_per_class: int = 100, max_images_per_
                 number += 1
                 image_rng = np.random.default_rng([seed, class_index, patient, visit, 1])
                 name = f"{folder}-{number}.png"
-                cv2.imwrite(str(directory / name), render_phantom(label, anatomy, image_rng, size))
+                image = render_phantom(label, anatomy, image_rng, size)
+                cv2.imwrite(str(directory / name), plant_marker(image) if label == marker_class else image)
                 mapping.append({"image": f"{folder}/{name}", "patient_id": f"synthetic-{folder.replace(' ', '_')}-{patient:04d}"})
     pd.DataFrame(mapping).to_csv(layout / PATIENT_MAP, index=False)
-    (layout / "README.txt").write_text("SYNTHETIC chest X-ray phantoms made by datamodules/readers/synthetic.py. Not real patients; not for any clinical claim.\n")
+    planted = "" if marker_class is None else f"Planted shortcut: every {marker_class} image has a white square in its top-left corner.\n"
+    (layout / "README.txt").write_text("SYNTHETIC chest X-ray phantoms made by datamodules/readers/synthetic.py. Not real patients; not for any clinical claim.\n" + planted)
     marker.write_text(json.dumps(params))
     return layout
 
@@ -192,17 +214,21 @@ class SyntheticReader(Covid19RadiographyReader):
     classes = ("COVID-19", "normal", "pneumonia")
 
     def __init__(self, root: str | Path | None = None, *, patients_per_class: int = 100, generator_seed: int = 0,
-                 cache_dir: str | Path = ".cache/cxrbench", **kwargs):
+                 marker_class: str | None = None, cache_dir: str | Path = ".cache/cxrbench", **kwargs):
         """``root``: where the phantoms are written (default: ``<cache_dir>/synthetic``, plus the generator options
-        when they are not the defaults, so two phantom sets never overwrite each other)."""
+        when they are not the defaults, so two phantom sets never overwrite each other). ``marker_class``: plant the
+        corner-square shortcut on every image of that class (the shortcut probes' positive control, issue 12)."""
+        check_marker_class(marker_class)
         self.patients_per_class = patients_per_class
         self.generator_seed = generator_seed
+        self.marker_class = marker_class
         super().__init__(root or Path(cache_dir) / "-".join(filter(None, ["synthetic", self._generator_tag])), **kwargs)
 
     @property
     def _generator_tag(self) -> str:
         defaults = self.patients_per_class == 100 and self.generator_seed == 0
-        return "" if defaults else f"p{self.patients_per_class}s{self.generator_seed}"
+        marker = self.marker_class and "marker_" + re.sub(r"[^A-Za-z0-9_.-]", "_", self.marker_class)
+        return "-".join(filter(None, ["" if defaults else f"p{self.patients_per_class}s{self.generator_seed}", marker]))
 
     @property
     def variant(self) -> str:
@@ -210,7 +236,7 @@ class SyntheticReader(Covid19RadiographyReader):
         return "-".join(filter(None, [super().variant, self._generator_tag]))
 
     def build_manifest(self) -> pd.DataFrame:
-        generate(self.root, patients_per_class=self.patients_per_class, seed=self.generator_seed)
+        generate(self.root, patients_per_class=self.patients_per_class, seed=self.generator_seed, marker_class=self.marker_class)
         manifest = super().build_manifest()
         manifest["source"] = "synthetic"
         return manifest
