@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from benchmark.explain.probes import (burn_text, energy_inside, mask_images, masked_scores_metrics, shortcut_verdict,
+from benchmark.explain.probes import (burn_text, energy_inside, mask_images, probe_metric, shortcut_verdict,
                                       source_probe, text_shift)
 from datamodules.lung_regions import CENTRAL_FIELD, region_mask
 
@@ -49,15 +49,17 @@ def test_text_shift_on_hand_made_scores():
     assert empty["images"] == 0 and empty["mean_drop"] is None
 
 
-def test_masked_scores_metrics_cis_contain_the_point():
+def test_probe_metric_cis_contain_the_point():
     rng = np.random.default_rng(0)
     labels = np.repeat([0, 1, 2], 20)
     scores = rng.random((60, 3)) + 0.8 * np.eye(3)[labels]
-    out = masked_scores_metrics(scores, labels, np.arange(60) // 2, ["a", "b", "c"])
-    for name in ("accuracy", "balanced_accuracy"):
-        low, high = out[f"{name}_ci"]
-        assert low <= out[name] <= high
+    out = probe_metric(scores, labels, np.arange(60) // 2, ["a", "b", "c"])
+    low, high = out["ci"]
+    assert out["metric"] == "balanced_accuracy" and low <= out["value"] <= high
     assert out["resamples"] == 200 and out["chance"] == pytest.approx(1 / 3) and out["patients"] == 30
+    findings = (rng.random((60, 3)) < 0.4).astype(int)
+    multi = probe_metric(findings + 0.5 * rng.random((60, 3)), findings, np.arange(60), ["x", "y", "z"], multilabel=True)
+    assert multi["metric"] == "auroc" and multi["chance"] == 0.5 and multi["value"] > 0.9
 
 
 def test_source_probe_finds_encoded_sources_not_random_ones():
@@ -104,10 +106,11 @@ def test_energy_inside_on_hand_made_maps():
 
 
 def test_shortcut_verdict_both_ways():
-    clean = shortcut_verdict(lungs_out={"balanced_accuracy_ci": [0.30, 0.45]}, chance=1 / 3, source_auroc=0.7)
+    out = lambda low, high: {"metric": "balanced_accuracy", "ci": [low, high], "chance": 1 / 3}
+    clean = shortcut_verdict(lungs_out=out(0.30, 0.45), source_auroc=0.7)
     assert not clean["flagged"] and clean["reasons"] == [] and "chance" in clean["rule"]
-    text = shortcut_verdict(lungs_out={"balanced_accuracy_ci": [0.60, 0.80]}, chance=1 / 3)
-    source = shortcut_verdict(lungs_out={"balanced_accuracy_ci": [0.30, 0.45]}, chance=1 / 3, source_auroc=0.95)
+    text = shortcut_verdict(lungs_out=out(0.60, 0.80))
+    source = shortcut_verdict(lungs_out=out(0.30, 0.45), source_auroc=0.95)
     assert text["flagged"] and source["flagged"] and len(text["reasons"]) == len(source["reasons"]) == 1
 
 

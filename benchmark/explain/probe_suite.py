@@ -15,20 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-import torch
 
 from benchmark.explain import probes
-from benchmark.statistics import bootstrap_metrics
 from lightning_modules.explain import heatmaps
 
 NORMAL_NAMES = ("normal", "no finding", "non-covid")  # the class the text test burns into, first found
-
-
-def probe_metric(scores: np.ndarray, sample, class_names: list[str], *, multilabel: bool, resamples: int, seed: int) -> dict:
-    """{value, ci} of the probe metric with a patient-level bootstrap CI (benchmark/statistics.py)."""
-    name = "auroc" if multilabel else "balanced_accuracy"
-    result = bootstrap_metrics(scores, sample.targets, sample.patients, class_names, multilabel=multilabel, n_resamples=resamples, seed=seed)
-    return {"value": result["metrics"].get(name), "ci": result["ci"].get(name)}
 
 
 def normal_class(class_names: list[str]) -> int | None:
@@ -40,10 +31,8 @@ def normal_class(class_names: list[str]) -> int | None:
 def run_probes(task, scorer, sample, scores: np.ndarray, features: np.ndarray, settings: dict, *, class_names: list[str],
                multilabel: bool) -> dict[str, Any]:
     options = {"multilabel": multilabel, "resamples": settings["bootstrap_resamples"], "seed": settings["seed"]}
-    metric = lambda s: probe_metric(s, sample, class_names, **options)
+    metric = lambda s: probes.probe_metric(s, sample.targets, sample.patients, class_names, **options)
     lungs = {
-        "metric": "auroc" if multilabel else "balanced_accuracy",
-        "chance": 0.5 if multilabel else 1.0 / len(class_names),
         "full": metric(scores),
         "lungs_only": metric(scorer(probes.mask_images(sample.pixels, sample.masks, keep="lungs"))),
         "lungs_out": metric(scorer(probes.mask_images(sample.pixels, sample.masks, keep="outside_lungs"))),
@@ -53,7 +42,7 @@ def run_probes(task, scorer, sample, scores: np.ndarray, features: np.ndarray, s
               "source": probes.source_probe(features, np.asarray(sample.sources), sample.patients, seed=settings["seed"]),
               "gradcam_energy": _energy(task, scorer, sample, scores)}
     source_auroc = (result["source"] or {}).get("auroc")
-    result["verdict"] = probes.shortcut_verdict(lungs_out=lungs["lungs_out"], chance=lungs["chance"], source_auroc=source_auroc)
+    result["verdict"] = probes.shortcut_verdict(lungs_out=lungs["lungs_out"], source_auroc=source_auroc)
     return result
 
 

@@ -78,16 +78,17 @@ def text_shift(before: np.ndarray, after: np.ndarray, class_index: int) -> dict:
             "mean_total_shift": float(np.mean(0.5 * np.abs(after - before).sum(1)))}
 
 
-def masked_scores_metrics(scores, labels, patients, class_names, *, seed: int = 0, resamples: int = RESAMPLES) -> dict:
-    """Accuracy and balanced accuracy of (masked-image) scores with patient-level 95 % CIs (benchmark.statistics)."""
+def probe_metric(scores, targets, patients, class_names, *, multilabel: bool = False, seed: int = 0, resamples: int = RESAMPLES) -> dict:
+    """The probe metric of (masked-image) scores with its patient-level 95 % CI (benchmark.statistics, not re-implemented):
+    balanced accuracy, or the macro AUROC of a multi-label task; with chance (1/K, or 0.5) beside it."""
     from benchmark.statistics import bootstrap_metrics
 
-    result = bootstrap_metrics(np.asarray(scores, float), np.asarray(labels), np.asarray(patients), list(class_names),
-                               n_resamples=resamples, seed=seed)
-    out = {name: result["metrics"][name] for name in ("accuracy", "balanced_accuracy")}
-    out.update({f"{name}_ci": result["ci"][name] for name in ("accuracy", "balanced_accuracy")})
-    out.update(chance=1 / len(class_names), images=len(labels), patients=result["bootstrap"]["n_patients"], resamples=resamples)
-    return out
+    name = "auroc" if multilabel else "balanced_accuracy"
+    result = bootstrap_metrics(np.asarray(scores, float), np.asarray(targets), np.asarray(patients), list(class_names),
+                               multilabel=multilabel, n_resamples=resamples, seed=seed)
+    return {"metric": name, "value": result["metrics"].get(name), "ci": result["ci"].get(name),
+            "chance": 0.5 if multilabel else 1 / len(class_names), "images": len(targets),
+            "patients": result["bootstrap"]["n_patients"], "resamples": resamples}
 
 
 def source_probe(features, sources, groups, *, seed: int = 0, folds: int = 5) -> dict:
@@ -126,19 +127,20 @@ def energy_inside(heatmaps, masks) -> dict:
             "uniform": float(masks.mean()) if masks.size else None}
 
 
-def shortcut_verdict(*, lungs_out: dict, chance: float, source_auroc: float | None = None, margin: float = 0.10,
+def shortcut_verdict(*, lungs_out: dict, source_auroc: float | None = None, margin: float = 0.10,
                      source_threshold: float = 0.9) -> dict:
-    """Flag a shortcut when, with the lungs blacked out, balanced accuracy's 95 % CI low end exceeds chance + margin, or
+    """Flag a shortcut when, with the lungs blacked out, the probe metric's (probe_metric) 95 % CI low end exceeds chance + margin, or
     a source probe's AUROC exceeds source_threshold. 0.10 over chance with the CI's low end (not the point) leaves the
     sampling noise of a few hundred images out; AUROC 0.9 is 'excellent' separation, beyond what scanner/exposure
     differences alone tend to give, so the features encode the hospital itself (section 5.2: text exclusive to a class)."""
     auroc = source_auroc
-    ci = (lungs_out or {}).get("balanced_accuracy_ci")
+    lungs_out = lungs_out or {}
+    ci, chance, metric = lungs_out.get("ci"), lungs_out.get("chance"), str(lungs_out.get("metric", "balanced_accuracy")).replace("_", " ")
     reasons = []
-    if ci is not None and ci[0] > chance + margin:
-        reasons.append(f"lungs blacked out: balanced accuracy CI low {ci[0]:.3f} > chance {chance:.3f} + {margin:.2f}")
+    if ci is not None and None not in ci and ci[0] > chance + margin:
+        reasons.append(f"lungs blacked out: {metric} CI low {ci[0]:.3f} > chance {chance:.3f} + {margin:.2f}")
     if auroc is not None and auroc > source_threshold:
         reasons.append(f"source probe AUROC {auroc:.3f} > {source_threshold:.2f}: the features encode the source")
-    rule = (f"flagged if balanced accuracy with the lungs blacked out has 95 % CI low > chance + {margin:.2f}, "
+    rule = (f"flagged if the probe metric with the lungs blacked out has 95 % CI low > chance + {margin:.2f}, "
             f"or the source probe's AUROC > {source_threshold:.2f}")
     return {"flagged": bool(reasons), "reasons": reasons, "rule": rule}

@@ -240,3 +240,14 @@ class SyntheticReader(Covid19RadiographyReader):
         manifest = super().build_manifest()
         manifest["source"] = "synthetic"
         return manifest
+
+
+@READERS.register()
+class SyntheticShortcutReader(SyntheticReader):
+    """The phantoms with a planted shortcut, as a dataset of its own name (its runs never share an id with the clean
+    set's): every COVID-19 phantom carries the corner square. The probes must flag a model trained on it (issue 12)."""
+
+    name = "synthetic_shortcut"
+
+    def __init__(self, root: str | Path | None = None, *, marker_class: str | None = "COVID-19", **kwargs):
+        super().__init__(root, marker_class=marker_class, **kwargs)
