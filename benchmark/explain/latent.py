@@ -2,7 +2,8 @@
 a trained model's penultimate features, drawn by class and by source, plus silhouette scores as numbers.
 
 A warning sign is features that cluster by source (dataset) more than by class: the model may read the hospital,
-not the disease. Silhouettes are computed on the standardised (pixels: PCA-reduced) inputs, not the 2-D embeddings.
+not the disease. Silhouettes are computed on the standardised, PCA-reduced inputs, not the 2-D embeddings:
+the same inputs the maps see.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 from sklearn.metrics import silhouette_score
+from threadpoolctl import threadpool_limits
 
 from benchmark.explain.som import SelfOrganisingMap
 from datamodules.atomic import atomic_path
 
-PIXEL_PCA_DIMS = 50  # raw pixels are reduced to at most this many principal components, for speed
+PCA_DIMS = 50  # both spaces are reduced to at most this many principal components, for speed (t-SNE and the SOM)
+THREADS = 1  # t-SNE's OpenMP and BLAS threads: 500 points gain little from more, and on shared cores they thrash
 SOM_JITTER = 0.3  # SOM panels: each image drawn at its winner cell, jittered uniformly by +-this in both axes
 
 
@@ -36,15 +39,18 @@ def latent_maps(features, pixels, labels, sources, path, *, title: str, seed: in
     n = len(keep)
     by_source = len(set(sources)) > 1
     notes = [f"subsample: {n} of {total} points, stratified by class (seed {seed})"]
-    pixel_inputs, pixel_dims = _standardise_and_reduce(pixels, seed)
-    notes.append(f"pixels: standardised per pixel, then PCA to {pixel_dims} dims before t-SNE, SOM and silhouettes")
-    notes.append(f"features: standardised per dimension ({features.shape[1]} dims, no PCA)")
+    with threadpool_limits(limits=THREADS):
+        inputs = {"pixels": _standardise_and_reduce(pixels, seed), "features": _standardise_and_reduce(features, seed)}
+    for name, raw in (("pixels", pixels), ("features", features)):
+        notes.append(f"{name}: standardised per dimension, then PCA {raw.shape[1]} -> {inputs[name].shape[1]} dims "
+                     "(for speed) before t-SNE, SOM and silhouettes")
     notes.append(f"SOM panels: each image at its winner cell, jittered by +-{SOM_JITTER} cell")
     if not by_source:
         notes.append("single source: by-source columns left out, silhouette_by_source is None")
     spaces, drawn = {}, {}
-    for name, inputs in (("pixels", pixel_inputs), ("features", _standardise(features))):
-        spaces[name], drawn[name] = _one_space(inputs, labels, sources, seed, som_shape, som_epochs)
+    with threadpool_limits(limits=THREADS):
+        for name in ("pixels", "features"):
+            spaces[name], drawn[name] = _one_space(inputs[name], labels, sources, seed, som_shape, som_epochs)
     figure = _figure(drawn, labels, sources, by_source, title)
     with atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=100, bbox_inches="tight")
@@ -70,11 +76,11 @@ def _standardise(x: np.ndarray) -> np.ndarray:
     return (x - x.mean(axis=0)) / np.where(std > 0, std, 1.0)
 
 
-def _standardise_and_reduce(pixels: np.ndarray, seed: int) -> tuple[np.ndarray, int]:
-    dims = min(PIXEL_PCA_DIMS, pixels.shape[0] - 1, pixels.shape[1])
-    if dims >= pixels.shape[1]:
-        return _standardise(pixels), pixels.shape[1]
-    return PCA(n_components=dims, random_state=seed).fit_transform(_standardise(pixels)), dims
+def _standardise_and_reduce(x: np.ndarray, seed: int) -> np.ndarray:
+    """Standardised columns, reduced by PCA to at most PCA_DIMS components (fewer when there are fewer points)."""
+    dims = min(PCA_DIMS, x.shape[0] - 1, x.shape[1])
+    x = _standardise(x)
+    return x if dims >= x.shape[1] else PCA(n_components=dims, random_state=seed).fit_transform(x)
 
 
 def _silhouette(inputs: np.ndarray, groups: np.ndarray) -> float | None:
@@ -89,7 +95,7 @@ def _one_space(inputs, labels, sources, seed, som_shape, som_epochs) -> tuple[di
     som = SelfOrganisingMap(*som_shape, inputs.shape[1], seed=seed).fit(inputs, som_epochs, shuffle_seed=seed)
     cells = som.winners(inputs)
     jitter = np.random.default_rng(seed).uniform(-SOM_JITTER, SOM_JITTER, size=cells.shape)
-    record = {"silhouette_by_class": _silhouette(inputs, labels), "silhouette_by_source": _silhouette(inputs, sources),
+    record = {"dims": int(inputs.shape[1]), "silhouette_by_class": _silhouette(inputs, labels), "silhouette_by_source": _silhouette(inputs, sources),
               "som": {"shape": [int(s) for s in som_shape], "epochs": int(som_epochs), "sigma0": som.sigma0,
                       "learning_rate": som.learning_rate, "neighbourhood": som.neighbourhood_kind,
                       "quantisation_error": som.quantisation_error(inputs)},
