@@ -55,14 +55,16 @@ def read_lung_boxes(path: Path) -> dict[str, str]:
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        images = {image["id"]: image for image in data["images"]}
+        images = {image["id"]: (str(image["file_name"]), float(image["width"]), float(image["height"])) for image in data["images"]}
         boxes: dict[str, list] = {}
         for note in sorted(data["annotations"], key=lambda a: (a["image_id"], a.get("category_id", 0))):
-            image = images[note["image_id"]]
+            name, width, height = images[note["image_id"]]
+            if all(v is None for v in note["bbox"]):  # upstream lists a few lungs with an empty box [null, null, null, null]
+                continue
             x, y, w, h = (float(v) for v in note["bbox"])
-            box = normalised_box(x, y, w, h, float(image["width"]), float(image["height"]))
-            if box[0] < box[2] and box[1] < box[3]:
-                boxes.setdefault(str(image["file_name"]), []).append(box)
+            box = normalised_box(x, y, w, h, width, height)
+            if box[0] < box[2] and box[1] < box[3]:  # a box wholly outside its image is dropped
+                boxes.setdefault(name, []).append(box)
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, ZeroDivisionError) as error:
         raise metadata_error(path, None, "annotations", f"malformed lung bounding box file ({type(error).__name__}: {error})") from None
     return {name: format_boxes(found) for name, found in boxes.items()}
