@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 DATA_KEYS = (
     "image_size", "batch_size", "eval_batch_size", "num_workers", "split_seed", "val_fraction", "test_fraction",
     "augmentation", "augment_classes", "normalization", "channels", "balanced_sampling", "expansion", "class_names", "class_map",
-    "balanced_per_class",
+    "balanced_per_class", "lung_crop",
 )
 
 

@@ -84,6 +84,7 @@ class DataConfig(Section):
     expansion: dict[str, PositiveInt] | None = None  # {class: appearances per epoch}, twice-transfer paper section 5.2
     class_names: list[str] | None = None
     class_map: dict[str, str] | None = None
+    lung_crop: bool = False  # crop each image to its lung region before the resize (siamese paper 3.3.1; cache.py)
 
     @model_validator(mode="after")
     def _fractions_leave_a_train_split(self) -> DataConfig:

@@ -1,6 +1,9 @@
 """On-disk preprocessing cache: every image decoded once, made single-channel uint8, resized, stored in a memmap.
 
-One cache per (dataset, image size, PREPROCESS_VERSION, image set). A fingerprint of the source files' sizes
+One cache per (dataset, image size, PREPROCESS_VERSION, image set, lung crop). With ``lung_crop`` (siamese paper,
+section 3.3.1) each image is cropped to the union of its lung region (annotated boxes, else the central field:
+datamodules/lung_regions.py) before the resize; that cache's key names the crop and the boxes, so it never mixes
+with the uncropped one. A fingerprint of the source files' sizes
 and modification times is kept beside it; when a source file changes the cache is rebuilt. The sha256 of
 ``images.npy`` and ``index.csv`` is stored in ``meta.json`` when the cache is built and checked whenever it is
 reused: a truncated, zeroed or edited cache file is reported and rebuilt, never served. Files that cannot be
@@ -24,6 +27,7 @@ import pandas as pd
 
 from datamodules.atomic import atomic_path, atomic_write_text, file_sha256
 from datamodules.imageio import ImageReadError, read_grayscale, resize_square
+from datamodules.lung_regions import LUNG_BOXES_COLUMN, crop_to_box, lung_region, union_box
 
 log = logging.getLogger(__name__)
 
@@ -75,18 +79,25 @@ class CachedImages:
 class ImageCache:
     """Builds or reuses the cache of ``dataset`` at ``size`` px under ``cache_dir``."""
 
-    def __init__(self, cache_dir: str | Path, dataset: str, size: int, workers: int | None = None):
+    def __init__(self, cache_dir: str | Path, dataset: str, size: int, workers: int | None = None, lung_crop: bool = False):
         self.cache_dir = Path(cache_dir)
         self.dataset = dataset
         self.size = int(size)
         self.workers = workers or max(1, min(8, os.cpu_count() or 1))
+        self.lung_crop = bool(lung_crop)
+        self._boxes: dict[str, str] = {}  # path -> lung_boxes text, for the crop
 
     def directory_for(self, paths: list[str]) -> Path:
         key = f"{self.size}px-v{PREPROCESS_VERSION}-{_image_set_key(paths)}"
+        if self.lung_crop:  # the crop and the boxes it used are part of the key
+            key += "-lungcrop-" + _image_set_key([self._boxes.get(p, "") for p in paths])
         return self.cache_dir / self.dataset / key
 
     def build(self, manifest: pd.DataFrame) -> CachedImages:
         paths = sorted(manifest["path"].astype(str))
+        if self.lung_crop:
+            boxes = manifest[LUNG_BOXES_COLUMN] if LUNG_BOXES_COLUMN in manifest.columns else pd.Series("", index=manifest.index)
+            self._boxes = dict(zip(manifest["path"].astype(str), boxes.fillna("").astype(str)))
         directory = self.directory_for(paths)
         fingerprint = _stat_fingerprint(paths)
         meta_path = directory / "meta.json"
@@ -128,7 +139,10 @@ class ImageCache:
 
     def _decode(self, path: str) -> tuple[np.ndarray | None, str]:
         try:
-            return resize_square(read_grayscale(path), self.size), ""
+            pixels = read_grayscale(path)
+            if self.lung_crop:
+                pixels = crop_to_box(pixels, union_box(lung_region(self._boxes.get(path, ""))[0]))
+            return resize_square(pixels, self.size), ""
         except ImageReadError as error:
             return None, error.reason
 
@@ -155,6 +169,7 @@ class ImageCache:
             "dataset": self.dataset,
             "size": self.size,
             "version": PREPROCESS_VERSION,
+            "lung_crop": self.lung_crop,
             "images": len(paths),
             "problems": int(sum(bool(p) for p in problems)),
             "fingerprint": fingerprint,

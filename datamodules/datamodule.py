@@ -68,6 +68,7 @@ class CXRDataModule(pl.LightningDataModule):
         missing: str = "skip",
         class_map: dict[str, str] | None = None,
         group_duplicates: bool | None = None,
+        lung_crop: bool = False,
     ):
         super().__init__()
         self.reader = reader
@@ -107,6 +108,8 @@ class CXRDataModule(pl.LightningDataModule):
         reader.missing_policy = missing
         self.missing_policy = missing
         self.group_duplicates = reader.group_duplicates_by_default if group_duplicates is None else bool(group_duplicates)
+        # siamese paper 3.3.1: every image cropped to its lung region before the resize (cache.py); the split is unchanged
+        self.lung_crop = bool(lung_crop)
         self.duplicate_pairs: pd.DataFrame | None = None  # the pairs the grouping stage found, when it ran
         self.duplicate_summary: dict[str, Any] = {}
         self._cache: CachedImages | None = None
@@ -153,7 +156,7 @@ class CXRDataModule(pl.LightningDataModule):
             raise DatasetNotFoundError(f"{self.name}: data root {self.root} does not exist")
         manifest = screen_paths(self.reader, self.build_manifest())
         with file_lock(self.cache_dir / f"{self.name}.lock"):
-            cache = ImageCache(self.cache_dir, self.name, self.image_size).build(manifest)
+            cache = ImageCache(self.cache_dir, self.name, self.image_size, lung_crop=self.lung_crop).build(manifest)
         cache.rejected = self.rejected
         problems = set(cache.problems["path"])
         if problems:
@@ -177,6 +180,9 @@ class CXRDataModule(pl.LightningDataModule):
 
     def _group(self, manifest: pd.DataFrame, cache: CachedImages) -> pd.DataFrame:
         """Stage 4 (grouping.py): find duplicates, let the reader use them, and join patients into groups."""
+        if self.lung_crop:  # duplicates (so the groups and the split) are found on the uncropped images, as without the crop
+            with file_lock(self.cache_dir / f"{self.name}.lock"):
+                cache = ImageCache(self.cache_dir, self.name, self.image_size).build(manifest)
         self.duplicate_pairs = search_duplicates(manifest, cache, self.reader.duplicate_search)
         manifest = self.reader.after_duplicates(manifest, self.duplicate_pairs, split_seed=self.split_seed)
         return join_duplicates(manifest, self.duplicate_pairs, name=self.name) if self.group_duplicates else manifest

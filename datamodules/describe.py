@@ -6,6 +6,9 @@ from typing import Any
 
 import pandas as pd
 
+from datamodules.lung_regions import LUNG_BOXES_COLUMN, lung_region
+from datamodules.split_read import resolved
+
 
 def class_counts(frame: pd.DataFrame, class_names: list[str], multilabel: bool) -> dict[str, dict[str, int]]:
     """Images and patients per class; a multi-label image counts once for every finding of the task it holds."""
@@ -23,6 +26,21 @@ def patients_joined(frames: dict[str, pd.DataFrame]) -> int:
         return 0
     per_group = frame.groupby("group_id")["patient_id"].nunique()
     return int(per_group[per_group > 1].sum())
+
+
+def lung_crop_regions(dm) -> dict[str, int] | None:
+    """With the lung crop (siamese paper 3.3.1): how many train/val/test images were cropped to annotated boxes and
+    how many to the central field; None without it."""
+    if not getattr(dm, "lung_crop", False):
+        return None
+    used = set(pd.concat(dm.frames.values())["path"])
+    manifest = dm.manifest
+    boxes = manifest[LUNG_BOXES_COLUMN] if LUNG_BOXES_COLUMN in manifest.columns else pd.Series("", index=manifest.index)
+    counts = {"annotation": 0, "central_field": 0}
+    for path, text in zip(manifest["path"], boxes):
+        if resolved(path) in used:
+            counts[lung_region(text)[1]] += 1
+    return counts
 
 
 def describe(dm) -> dict[str, Any]:
@@ -47,5 +65,6 @@ def describe(dm) -> dict[str, Any]:
         "counts": counts,
         "excluded": dm.excluded,
         "normalization": dm.input_normalization(),
+        "lung_crop": lung_crop_regions(dm),
     }
     return {**description, **dm.reader.describe_extra(dm)}

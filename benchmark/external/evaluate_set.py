@@ -72,15 +72,16 @@ def check_options(name: str, options: dict | None, *, where: str) -> dict:
     return options
 
 
-def _images(name: str, root: Path | None, options: dict, *, image_size: int, cache_dir: Path):
-    """(reader, manifest, cache) of every image the external dataset lists, cached at the run's image size."""
+def _images(name: str, root: Path | None, options: dict, *, image_size: int, cache_dir: Path, lung_crop: bool = False):
+    """(reader, manifest, cache) of every image the external dataset lists, cached at the run's image size (and
+    cropped to the lung region as the run's images were: ``lung_crop``, siamese paper 3.3.1)."""
     from datamodules import DATAMODULES
 
     datamodule = DATAMODULES[name](root, image_size=image_size, cache_dir=cache_dir, **options)
     reader = datamodule.reader
     manifest = screen_paths(reader, reader.build_manifest())
     with file_lock(Path(cache_dir) / f"{name}.lock"):
-        cache = ImageCache(cache_dir, name, image_size).build(manifest)
+        cache = ImageCache(cache_dir, name, image_size, lung_crop=lung_crop).build(manifest)
     cache.rejected = reader.rejected
     if reader.needs_duplicates:  # a combined task's manifest depends on its own duplicates (views, references)
         from datamodules.grouping import search_duplicates
@@ -101,7 +102,8 @@ def evaluate_external(run: TrainedRun, name: str, *, root: str | Path | None = N
     dm = run.datamodule
     classes, multilabel = list(dm.class_names), bool(dm.multilabel)
     given = check_label_map(label_map, classes, multilabel=multilabel, where=f"{where}: label map")
-    reader, manifest, cache = _images(name, root, options, image_size=dm.image_size, cache_dir=Path(cache_dir))
+    reader, manifest, cache = _images(name, root, options, image_size=dm.image_size, cache_dir=Path(cache_dir),
+                                     lung_crop=getattr(dm, "lung_crop", False))
 
     left_out: dict[str, int] = {"missing_file": len(reader.missing), "unreadable": len(reader.rejected)}
     left_out.update({f"reader_{reason}": int(n) for reason, n in reader.manifest_excluded.items()})

@@ -57,6 +57,7 @@ import pandas as pd
 
 from datamodules.duplicates import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_CORRELATION
 from datamodules.grouping import REFERENCE, DuplicateSearch
+from datamodules.lung_regions import LUNG_BOXES_COLUMN
 from datamodules.manifest import ManifestError, make_manifest, multilabel_strata
 from datamodules.missing import screen_paths
 from datamodules.readers import READERS
@@ -185,6 +186,8 @@ class CombinedReader(Reader):
         if not frames:
             raise DatasetNotFoundError(f"{self.name}: none of its components was found under {self.root}")
         manifest = pd.concat(frames, ignore_index=True)
+        if LUNG_BOXES_COLUMN in manifest.columns:  # only some components annotate lungs (Cohen); the others have none
+            manifest[LUNG_BOXES_COLUMN] = manifest[LUNG_BOXES_COLUMN].fillna("")
         # two components name the same file (e.g. COVIDx reading the Cohen folder): with two task labels it is left
         # out (counted as conflicting_labels), else the first row is kept
         task = manifest["role"] != REFERENCE

@@ -14,10 +14,15 @@ hierarchical later ('Pneumonia/Viral/COVID-19'); both are mapped:
 Patient ids are the metadata's ``patientid``. A few files are listed twice under two patient ids (in the
 2020-06 snapshot patients 339/340 repeat the images of 285/287): the first row is kept and the later patient id
 is merged into the first, so the two records can never land in different splits.
+
+The collection's lung bounding boxes (``annotations/imageannotation_ai_lung_bounding_boxes.json``, COCO style, one box
+per lung in the original image's pixels) become the manifest column ``lung_boxes``, normalised by the annotation's own
+width and height so they hold for our resized copies ("" for an image without boxes; datamodules/lung_regions.py).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -26,6 +31,7 @@ import pandas as pd
 
 from datamodules.readers import READERS
 from datamodules.readers.base import Reader
+from datamodules.lung_regions import LUNG_BOXES_COLUMN, format_boxes, normalised_box
 from datamodules.manifest import COVID, NON_COVID, NORMAL, PNEUMONIA, make_manifest, metadata_error, read_metadata_csv
 
 FRONTAL_VIEWS = ("PA", "AP", "AP Supine", "AP semi erect", "AP erect")
@@ -39,6 +45,29 @@ PNEUMONIAS = {
     "candida", "lung opacity", "h1n1",
 }
 TASKS = ("three_class", "binary")
+LUNG_BOXES_FILE = Path("annotations") / "imageannotation_ai_lung_bounding_boxes.json"
+
+
+def read_lung_boxes(path: Path) -> dict[str, str]:
+    """{file name: format_boxes text} from the COCO-style lung box file ({} when absent); a malformed file is a
+    ManifestError naming it."""
+    if not path.is_file():
+        return {}
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        images = {image["id"]: (str(image["file_name"]), float(image["width"]), float(image["height"])) for image in data["images"]}
+        boxes: dict[str, list] = {}
+        for note in sorted(data["annotations"], key=lambda a: (a["image_id"], a.get("category_id", 0))):
+            name, width, height = images[note["image_id"]]
+            if all(v is None for v in note["bbox"]):  # upstream lists a few lungs with an empty box [null, null, null, null]
+                continue
+            x, y, w, h = (float(v) for v in note["bbox"])
+            box = normalised_box(x, y, w, h, width, height)
+            if box[0] < box[2] and box[1] < box[3]:  # a box wholly outside its image is dropped
+                boxes.setdefault(name, []).append(box)
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, ZeroDivisionError) as error:
+        raise metadata_error(path, None, "annotations", f"malformed lung bounding box file ({type(error).__name__}: {error})") from None
+    return {name: format_boxes(found) for name, found in boxes.items()}
 
 
 def finding_category(finding: str) -> str | None:
@@ -153,6 +182,9 @@ class CohenCovidReader(FindingsReader):
         frame = self.drop_conflicting_labels(listed, origin=path)  # a file listed with two labels is left out, counted
         excluded["listed_twice"] = len(listed) - len(frame) - int(listed["path"].isin(self.label_conflicts["image"]).sum())
         frame = self.drop_missing(frame, origin=path)
+        lung_boxes = read_lung_boxes(self.root / LUNG_BOXES_FILE)
+        images = self.root / "images"  # the annotations name files of images/
+        frame[LUNG_BOXES_COLUMN] = [lung_boxes.get(Path(p).name, "") if Path(p).parent == images else "" for p in frame["path"]]
         return make_manifest(frame, origin=path)
 
     @staticmethod

@@ -3,12 +3,14 @@
 Rows cover what the reader must handle: flat and hierarchical findings ('COVID-19, ARDS',
 'Pneumonia/Viral/COVID-19'), other pneumonias, 'No Finding', 'todo', ARDS alone, PA/AP/AP Supine/lateral/blank
 views, a CT row in volumes/, one file listed under two patient ids (as 285/339 upstream) and one listed X-ray
-whose file is absent. Run as a script to write it to ./covid-chestxray-dataset.
+whose file is absent. annotations/imageannotation_ai_lung_bounding_boxes.json gives lung boxes for a few images,
+in the pixels of an "original" larger than the fake file (as upstream, whose copies here are resized). Run as a script to write it to ./covid-chestxray-dataset.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import sys
 from pathlib import Path
 
@@ -48,6 +50,27 @@ ROWS = [
     ("20", "M", "80", "Legionella", "AP", "X-ray", "images", "leg20-ap.jpg"),
 ]
 ABSENT = "c17-absent.png"
+# file name: (original width, height, [(category, [x, y, w, h]), ...]); category 1 right lung, 2 left lung
+LUNG_BOXES = {
+    "c1-pa.jpg": (1000, 800, [(1, [100, 80, 350, 600]), (2, [550, 80, 350, 600])]),
+    "nf11.png": (400, 500, [(2, [220, 50, 140, 400]), (1, [40, 50, 140, 400])]),
+    "c6.nii.gz": (512, 512, [(1, [0, 0, 100, 100])]),  # a CT volume: never in an X-ray manifest
+    "leg16-pa2.jpg": (600, 600, [(1, [None] * 4), (2, [None] * 4)]),  # upstream lists a few lungs with empty boxes
+}
+LUNG_BOXES_FILE = "annotations/imageannotation_ai_lung_bounding_boxes.json"
+
+
+def write_lung_boxes(base: Path) -> Path:
+    """The COCO-style lung box file for LUNG_BOXES (images, annotations, categories, as upstream)."""
+    images, annotations = [], []
+    for image_id, (name, (width, height, boxes)) in enumerate(LUNG_BOXES.items(), start=1):
+        images.append({"id": image_id, "file_name": name, "width": width, "height": height})
+        annotations += [{"id": len(annotations) + 1, "image_id": image_id, "category_id": c, "bbox": b, "segmentation": []} for c, b in boxes]
+    categories = [{"id": 1, "name": "Right Lung", "supercategory": "Lungs"}, {"id": 2, "name": "Left Lung", "supercategory": "Lungs"}]
+    path = base / LUNG_BOXES_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"images": images, "annotations": annotations, "categories": categories}))
+    return path
 
 
 def create(root: Path, size: int = 24) -> Path:
@@ -66,6 +89,7 @@ def create(root: Path, size: int = 24) -> Path:
             if filename != ABSENT and not target.exists():
                 ok, data = cv2.imencode(".png" if filename.endswith(".png") else ".jpg", rng.integers(0, 256, (size, size), dtype=np.uint8))
                 target.write_bytes(data.tobytes())
+    write_lung_boxes(base)
     return base
 
 
