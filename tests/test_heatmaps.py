@@ -100,6 +100,16 @@ def test_cam_mean_plus_bias_is_the_logit():
     np.testing.assert_allclose(maps.mean((1, 2)) + task.model.head.layers[-1].bias[1].item(), logits.numpy(), rtol=1e-4, atol=1e-5)
 
 
+def test_lrp_conserves_the_target_logit_of_a_bias_free_model():
+    task, images = _hand_made_task(stride=2), _images()  # flat (first) conv, ReLU, GAP (norm rule), epsilon linear
+    with torch.no_grad():
+        task.model.backbone[0].bias.zero_()
+        task.model.head.layers[-1].bias.zero_()
+        logits = task.model(images)
+    relevance = heatmaps(task, images, [0, 1], "lrp")
+    np.testing.assert_allclose(relevance.sum((1, 2)), logits[[0, 1], [0, 1]].numpy(), rtol=1e-3, atol=1e-4)
+
+
 def test_siamese_target_is_the_template_similarity_and_reaches_the_encoder():
     task = _task("siamese")
     with pytest.raises(NotApplicableError, match="templates"):

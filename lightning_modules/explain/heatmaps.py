@@ -7,14 +7,16 @@ mode, requires_grad flags and (empty) gradients. Deviations from the papers:
 
 - CAM: no absolute value (the paper's M_c = sum_k w_ck f_k, signed; the transfer authors' code takes abs(M_c)); f_k
   is the map the head pools (post-ReLU for ResNet/DenseNet, as the paper says); bilinear upsampling to the image.
-- LRP: zennit's ``EpsilonPlusFlat`` (epsilon for dense, z-plus for conv, flat for the first layer) stands in for
-  iNNvestigate's ``LRP-PresetAFlat`` (alpha1-beta0 on conv layers equals z-plus only for non-negative inputs;
-  iNNvestigate's epsilon and bias handling differ in detail). BatchNorm merges into a preceding conv/linear only
-  within an nn.Sequential (``SequentialMergeBatchNorm``: the ACNN blocks); elsewhere (timm ResNet/DenseNet, which
-  have no zennit canonizer, the FCN head's Dropout-separated BN) plain gradient passes through BN. Layers without
-  an LRP rule pass the plain gradient: LSTMs (CAE sequence head), residual/dense tensor sums, max-pooling,
-  functional ReLUs (CAE encoder), the siamese weighted-L1 distance to the template. In-place ReLUs are turned off
-  in the copy. The output relevance is the one-hot target times its logit; the map is summed over input channels.
+- LRP: zennit's ``EpsilonPlusFlat`` stands in for iNNvestigate's ``LRP-PresetAFlat``: the same rule per layer kind
+  (epsilon for dense layers, alpha1-beta0 for conv layers, which is zennit's ZPlus, flat for the first layer), but
+  zennit's stabilisers (epsilon 1e-6) and its treatment of the other layers, as follows. BatchNorm merges into a
+  preceding conv/linear only within an nn.Sequential (``SequentialMergeBatchNorm``: the ACNN blocks); elsewhere
+  (timm ResNet/DenseNet, which have no zennit canonizer, the FCN head's Dropout-separated BN) plain gradient passes
+  through BN. Layers without an LRP rule pass the plain gradient: LSTMs (CAE sequence head), residual/dense tensor
+  sums, max-pooling, functional ReLUs (CAE encoder), the siamese weighted-L1 distance to the template. A tensor sum
+  copies the relevance to both summands (no zennit ``Sum`` module), so relevance is not conserved through skip
+  connections. In-place ReLUs are turned off in the copy. The output relevance is the one-hot target times its
+  logit; the map is summed over input channels.
 - Grad-CAM/++: pytorch-grad-cam's ReLU and per-image min-max scaling to [0, 1], resized with OpenCV (bilinear).
 """
 
@@ -41,7 +43,8 @@ GRADCAM_CLASSES = {"gradcam": GradCAM, "gradcam++": GradCAMPlusPlus}
 
 def heatmaps(task: ClassificationTask, images: torch.Tensor, targets, method: str, *, templates: torch.Tensor | None = None) -> np.ndarray:
     """(B, H, W) float32 maps of ``method`` for class (finding) ``targets[i]`` of image i; ``images`` (B, C, H, W)
-    normalised as in training; ``templates`` only for the siamese task (else ``task.templates``)."""
+    normalised as in training; ``templates`` only for the siamese task (else ``task.templates``), whose target k is
+    the similarity to class k's template (the paper's Grad-CAM explains the predicted class: pass the arg-max)."""
     if method not in HEATMAP_METHODS:
         raise ValueError(f"heatmap method {method!r}: one of {', '.join(HEATMAP_METHODS)}")
     targets = torch.as_tensor(targets, dtype=torch.long).flatten()
@@ -53,19 +56,22 @@ def heatmaps(task: ClassificationTask, images: torch.Tensor, targets, method: st
         maps = class_activation_maps(task, images, targets)
     else:
         model = score_model(task, templates=templates)
-        explained, layer = _explainable_copy(model, target_layer(task))
-        maps = lrp_maps(explained, images, targets) if method == "lrp" else gradcam_maps(explained, layer, images, targets, method)
+        if method == "lrp":
+            maps = lrp_maps(_explainable_copy(model), images, targets)
+        else:
+            explained, layer = _explainable_copy(model), target_layer(task)
+            layer = explained.get_submodule(next(name for name, module in model.named_modules() if module is layer))
+            maps = gradcam_maps(explained, layer, images, targets, method)
     return np.ascontiguousarray(maps, dtype=np.float32)
 
 
-def _explainable_copy(model: nn.Module, layer: nn.Module) -> tuple[nn.Module, nn.Module]:
-    """A deep copy of ``model`` (eval mode, all parameters trainable, no in-place ops) and its copy of ``layer``."""
-    name = next(name for name, module in model.named_modules() if module is layer)
+def _explainable_copy(model: nn.Module) -> nn.Module:
+    """A deep copy of ``model`` in eval mode, every parameter trainable (gradients reach every layer), no in-place ops."""
     explained = copy.deepcopy(model).eval().requires_grad_(True)
     for module in explained.modules():
         if getattr(module, "inplace", False):
             module.inplace = False
-    return explained, explained.get_submodule(name)
+    return explained
 
 
 def gradcam_maps(model: nn.Module, layer: nn.Module, images: torch.Tensor, targets: torch.Tensor, method: str) -> np.ndarray:
