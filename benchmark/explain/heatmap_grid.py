@@ -1,0 +1,45 @@
+"""A grid of heatmaps: one row per image (the image, then each method's map over it), as a PNG.
+
+Matplotlib's object API (no pyplot), as ``benchmark.plots``: unsigned maps in jet, signed maps (CAM, LRP) in bwr
+centred at zero, each at alpha 0.5 over the gray image.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+
+def draw_heatmap_grid(rows: list[dict], path: str | Path, *, title: str, signed: bool = False) -> Path:
+    """Draw ``rows`` ({image: (H, W), caption: str, maps: {column title: (H, W)}}) to ``path``; returns the path."""
+    columns = list(rows[0]["maps"]) if rows else []
+    figure = Figure(figsize=(2.2 * (1 + len(columns)), 2.2 * max(len(rows), 1) + 0.4))
+    FigureCanvasAgg(figure)
+    axes = figure.subplots(max(len(rows), 1), 1 + len(columns), squeeze=False)
+    for r, row in enumerate(rows):
+        image = np.asarray(row["image"], dtype=float)
+        axes[r, 0].imshow(image, cmap="gray")
+        axes[r, 0].set_ylabel(row.get("caption", ""), fontsize=8)
+        for c, column in enumerate(columns, start=1):
+            heat = np.asarray(row["maps"][column], dtype=float)
+            axes[r, c].imshow(image, cmap="gray")
+            if signed:
+                limit = float(np.abs(heat).max()) or 1.0
+                axes[r, c].imshow(heat, cmap="bwr", vmin=-limit, vmax=limit, alpha=0.5)
+            else:
+                axes[r, c].imshow(heat, cmap="jet", alpha=0.5)
+            if r == 0:
+                axes[r, c].set_title(column, fontsize=9)
+    if rows:
+        axes[0, 0].set_title("image", fontsize=9)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    figure.suptitle(title, fontsize=10)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png", dpi=100, bbox_inches="tight")
+    return path
