@@ -94,6 +94,8 @@ def build_parser() -> argparse.ArgumentParser:
     explain.add_argument("--probe-images", type=int, default=50, help="test images per class the probes and maps use, drawn once (default 50)")
     explain.add_argument("--seed", type=int, default=0, help="seed of that draw and of the probes (default 0)")
     explain.add_argument("--word", default="SEDUTO", help="the text the text test burns into normal images (default SEDUTO)")
+    explain.add_argument("--mask-fill", choices=["mean", "black"], default="mean",
+                         help="what replaces the masked part in the lung-mask test: the training mean intensity (default) or black")
     explain.add_argument("--no-probes", action="store_true", help="heatmaps and latent maps only")
     explain.add_argument("--no-latent", action="store_true", help="no t-SNE / SOM")
     explain.add_argument("--no-wandb", action="store_true", help="do not log to W&B (default: offline W&B run of job type explain)")
@@ -289,7 +291,8 @@ def cmd_explain(args) -> int:
     from benchmark.schema import ExplainOptions, validate
 
     settings = validate(ExplainOptions, {"heatmaps": args.heatmap_methods, "images": args.images, "findings": args.findings, "probe_images": args.probe_images,
-                                         "probes": not args.no_probes, "latent": not args.no_latent, "word": args.word, "seed": args.seed},
+                                         "probes": not args.no_probes, "latent": not args.no_latent, "word": args.word, "seed": args.seed,
+                                         "mask_fill": args.mask_fill},
                         where="the command line", section="explain")
     run = load_run(find_result_file(args.run), cache_dir=args.cache_dir)
     record = explain_and_log(run, {**settings, "split": args.split}, command=args.command_line,

@@ -641,6 +641,7 @@ class ExplainOptions(Section):
     probes: bool = True
     latent: bool = True
     word: str = "SEDUTO"  # burnt into correctly classified normal images (twice-transfer paper, section 9.1)
+    mask_fill: Literal["mean", "black"] = "mean"  # what replaces the masked part: the training mean intensity, or black
     seed: int = 0
     bootstrap_resamples: Annotated[int, Field(ge=100)] = 500  # patient-level CIs of the probe metrics
 

@@ -14,28 +14,30 @@ from matplotlib.figure import Figure
 
 
 def draw_heatmap_grid(rows: list[dict], path: str | Path, *, title: str, signed: bool = False) -> Path:
-    """Draw ``rows`` ({image: (H, W), caption: str, maps: {column title: (H, W)}}) to ``path``; returns the path."""
-    columns = list(rows[0]["maps"]) if rows else []
-    figure = Figure(figsize=(2.2 * (1 + len(columns)), 2.2 * max(len(rows), 1) + 0.4))
+    """Draw ``rows`` ({image: (H, W), caption: str, maps: {title: (H, W)}}) to ``path``; each map is titled in its cell
+    (a row's maps may differ: the predicted and the true class of that image). Returns the path."""
+    width = max((len(row["maps"]) for row in rows), default=0)
+    figure = Figure(figsize=(2.2 * (1 + width), 2.4 * max(len(rows), 1) + 0.4))
     FigureCanvasAgg(figure)
-    axes = figure.subplots(max(len(rows), 1), 1 + len(columns), squeeze=False)
+    axes = figure.subplots(max(len(rows), 1), 1 + width, squeeze=False)
     for r, row in enumerate(rows):
         image = np.asarray(row["image"], dtype=float)
         axes[r, 0].imshow(image, cmap="gray")
         axes[r, 0].set_ylabel(row.get("caption", ""), fontsize=8)
-        for c, column in enumerate(columns, start=1):
-            heat = np.asarray(row["maps"][column], dtype=float)
+        for c, (column, heat) in enumerate(row["maps"].items(), start=1):
+            heat = np.asarray(heat, dtype=float)
             axes[r, c].imshow(image, cmap="gray")
             if signed:
                 limit = float(np.abs(heat).max()) or 1.0
                 axes[r, c].imshow(heat, cmap="bwr", vmin=-limit, vmax=limit, alpha=0.5)
             else:
                 axes[r, c].imshow(heat, cmap="jet", alpha=0.5)
-            if r == 0:
-                axes[r, c].set_title(column, fontsize=9)
+            axes[r, c].set_title(column, fontsize=8)
     if rows:
         axes[0, 0].set_title("image", fontsize=9)
     for ax in axes.flat:
+        if not ax.images:
+            ax.set_axis_off()
         ax.set_xticks([])
         ax.set_yticks([])
     figure.suptitle(title, fontsize=10)

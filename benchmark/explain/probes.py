@@ -16,13 +16,15 @@ RESAMPLES = 200  # bootstrap resamples of the masked-image metrics: a probe, not
 CORNERS = ("top_left", "top_right", "bottom_left", "bottom_right")
 
 
-def mask_images(pixels: np.ndarray, masks: np.ndarray, *, keep: str) -> np.ndarray:
-    """keep="lungs": black outside the masks; keep="outside_lungs": black lungs (border and text remain). New array."""
+def mask_images(pixels: np.ndarray, masks: np.ndarray, *, keep: str, fill: int = 0) -> np.ndarray:
+    """keep="lungs": ``fill`` outside the masks; keep="outside_lungs": ``fill`` over the lungs (border and text remain).
+    ``fill`` 0 blacks out; the training mean (run_probes' default) keeps the masked image near the training data,
+    so the probe measures what is left rather than the model's reaction to a black hole. New array."""
     if keep not in ("lungs", "outside_lungs"):
         raise ValueError(f"keep={keep!r}: use 'lungs' or 'outside_lungs'")
     masks = np.broadcast_to(np.asarray(masks, dtype=bool), np.shape(pixels))
     keep_mask = masks if keep == "lungs" else ~masks
-    return np.where(keep_mask, pixels, 0).astype(np.uint8)
+    return np.where(keep_mask, pixels, np.uint8(fill)).astype(np.uint8)
 
 
 def _glyphs(word: str, side: int) -> np.ndarray:

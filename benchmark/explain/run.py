@@ -25,7 +25,7 @@ from lightning_modules.explain import NotApplicableError, heatmaps, penultimate_
 log = logging.getLogger(__name__)
 EXPLAIN_DIR = "explain"
 DEFAULTS = {"heatmaps": ["gradcam"], "images": 2, "findings": None, "probe_images": 50, "probes": True, "latent": True,
-            "word": "SEDUTO", "seed": 0, "bootstrap_resamples": 500, "split": "test"}
+            "word": "SEDUTO", "seed": 0, "bootstrap_resamples": 500, "mask_fill": "mean", "split": "test"}
 SIGNED = {"lrp", "cam"}  # maps with a sign: red for the class, blue against it (twice-transfer paper, Figure 2)
 
 
@@ -56,7 +56,8 @@ def explain_run(run, settings: dict | None = None, *, command: str | None = None
     record["heatmaps"] = {method: _heatmap_grid(task, scorer, sample, scores, method, settings, folder, run) for method in settings["heatmaps"]}
     features = _features(task, scorer, sample, templates)
     if settings["probes"]:
-        record["probes"] = run_probes(task, scorer, sample, scores, features, settings, class_names=dm.class_names, multilabel=dm.multilabel)
+        record["probes"] = run_probes(task, scorer, sample, scores, features, settings, class_names=dm.class_names, multilabel=dm.multilabel,
+                                      fill_mean=dm.mean)
     if settings["latent"]:
         from benchmark.explain.latent import latent_maps
 
