@@ -250,7 +250,7 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
     if spec.explain:  # heatmaps, latent maps and shortcut probes (benchmark/explain/), beside the result
         from benchmark.explain.run import explain_suite_run
 
-        explain_suite_run(spec, result_path(out_dir, spec.run_id), cache_dir=cache_dir, datamodule=datamodule, command=command)
+        explain_suite_run(spec, result_path(out_dir, spec.run_id), cache_dir=cache_dir, datamodule=datamodule, task=task, command=command)
     return result
 
 

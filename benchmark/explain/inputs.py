@@ -44,25 +44,33 @@ class Sample:
 
 
 def draw_sample(datamodule, *, split: str, per_class: int, seed: int) -> Sample:
-    """At most ``per_class`` images of each class of ``split`` (multi-label: ``per_class`` times the number of
-    findings, drawn at random), in a seeded order that is the same for every method on the shared split."""
+    """At most ``per_class`` images of each class of ``split`` (multi-label: ``per_class`` times 3, drawn at random: a
+    sample the size of a three-class task's, not one per finding), the same for every method on the shared split."""
     frame = datamodule.frames[split]
     dataset = datamodule.datasets[split]
     rng = np.random.default_rng(seed)
     if datamodule.multilabel:
-        chosen = np.sort(rng.permutation(len(frame))[: per_class * len(datamodule.class_names)])
+        chosen = np.sort(rng.permutation(len(frame))[: per_class * min(3, len(datamodule.class_names))])
     else:
         chosen = np.sort(np.concatenate([rng.permutation(np.flatnonzero(dataset.targets == c))[:per_class]
                                          for c in range(len(datamodule.class_names))]).astype(int))
     rows = frame.iloc[chosen]
-    manifest = datamodule.manifest.assign(path=[resolved(p) for p in datamodule.manifest["path"]]).drop_duplicates("path")
-    extra = manifest.set_index("path").reindex([resolved(p) for p in rows["path"]])
+    extra = _manifest_rows(datamodule.manifest, rows["path"])
     pixels = np.asarray(np.load(dataset.array_path, mmap_mode="r")[dataset.rows[chosen]])
     regions = [lung_region(text) for text in (extra[LUNG_BOXES_COLUMN] if LUNG_BOXES_COLUMN in extra else [""] * len(rows))]
     size = pixels.shape[1:]
     return Sample(pixels=pixels, targets=np.asarray(dataset.targets[chosen]), labels=[str(label) for label in rows["label"]],
                   patients=rows["patient_id"].to_numpy(), sources=_sources(extra), masks=np.stack([region_mask(b, size) for b, _ in regions]) if regions else np.zeros((0, *size), bool),
                   region_kinds=[kind for _, kind in regions], images=[str(i) for i in rows["image"]])
+
+
+def _manifest_rows(manifest: pd.DataFrame, paths: pd.Series) -> pd.DataFrame:
+    """The manifest's rows of ``paths`` (split paths are resolved; the manifest's may not be: resolved only if needed)."""
+    wanted = [str(p) for p in paths]
+    by_path = manifest.drop_duplicates("path").set_index(manifest.drop_duplicates("path")["path"].astype(str))
+    if not set(wanted) <= set(by_path.index):
+        by_path.index = [resolved(p) for p in by_path.index]
+    return by_path.reindex(wanted)
 
 
 def _sources(extra: pd.DataFrame) -> list[str]:

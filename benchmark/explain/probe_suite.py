@@ -21,7 +21,6 @@ from typing import Any
 import numpy as np
 
 from benchmark.explain import probes
-from lightning_modules.explain import heatmaps
 
 NORMAL_NAMES = ("normal", "no finding", "non-covid")  # the class the text test burns into, first found
 
@@ -32,9 +31,10 @@ def normal_class(class_names: list[str]) -> int | None:
     return next((lowered.index(n) for n in NORMAL_NAMES if n in lowered), None)
 
 
-def run_probes(task, scorer, sample, scores: np.ndarray, features: np.ndarray, settings: dict, *, class_names: list[str],
-               multilabel: bool, fill_mean: float) -> dict[str, Any]:
-    """Every probe of one run; ``fill_mean``: the training images' mean intensity in [0, 1] (the masks' default fill)."""
+def run_probes(scorer, sample, scores: np.ndarray, features: np.ndarray, settings: dict, *, class_names: list[str],
+               multilabel: bool, fill_mean: float, gradcam: np.ndarray) -> dict[str, Any]:
+    """Every probe of one run; ``fill_mean``: the training images' mean intensity in [0, 1] (the masks' default fill);
+    ``gradcam``: the predicted class's Grad-CAM of every sampled image."""
     options = {"multilabel": multilabel, "resamples": settings["bootstrap_resamples"], "seed": settings["seed"]}
     metric = lambda s: probes.probe_metric(s, sample.targets, sample.patients, class_names, **options)
     fill = 0 if settings["mask_fill"] == "black" else int(round(255 * float(np.mean(fill_mean))))
@@ -48,7 +48,7 @@ def run_probes(task, scorer, sample, scores: np.ndarray, features: np.ndarray, s
     }
     result = {"lung_mask": lungs, "text": _text_probe(scorer, sample, scores, settings["word"], class_names, multilabel),
               "source": probes.source_probe(features, np.asarray(sample.sources), sample.patients, seed=settings["seed"]),
-              "gradcam_energy": _energy(task, scorer, sample, scores)}
+              "gradcam_energy": {k: v for k, v in probes.energy_inside(gradcam, sample.masks).items() if k != "per_image"}}
     source_auroc = (result["source"] or {}).get("auroc")
     result["verdict"] = probes.shortcut_verdict(lungs_out=lungs["lungs_out"], source_auroc=source_auroc)
     return result
@@ -64,12 +64,3 @@ def _text_probe(scorer, sample, scores: np.ndarray, word: str, class_names: list
     burnt = probes.burn_text(sample.pixels[chosen], word)
     shift = probes.text_shift(scores[chosen], scorer(burnt) if len(chosen) else scores[chosen], normal)
     return {"word": word, "class": class_names[normal], **shift}
-
-
-def _energy(task, scorer, sample, scores: np.ndarray, batch: int = 32) -> dict:
-    """Share of the predicted class's positive Grad-CAM heat inside each image's lung region."""
-    targets = scores.argmax(1)
-    maps = [heatmaps(task, scorer.tensors(sample.pixels[i:i + batch]).to(task.device), targets[i:i + batch].tolist(), "gradcam",
-                     templates=scorer.templates) for i in range(0, len(sample), batch)]
-    energy = probes.energy_inside(np.concatenate(maps) if maps else np.zeros((0, *sample.masks.shape[1:]), np.float32), sample.masks)
-    return {k: v for k, v in energy.items() if k != "per_image"}

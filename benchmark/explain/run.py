@@ -34,16 +34,23 @@ def explain_dir(out_dir: Path, run_id: str) -> Path:
     return Path(out_dir) / EXPLAIN_DIR / run_id
 
 
-def explain_run(run, settings: dict | None = None, *, command: str | None = None) -> dict[str, Any]:
-    """Explain a TrainedRun (benchmark/external/trained_run.py); writes and returns ``explain.json``'s content."""
+def explain_run(run, settings: dict | None = None, *, command: str | None = None, task=None) -> dict[str, Any]:
+    """Explain a TrainedRun (benchmark/external/trained_run.py); writes and returns ``explain.json``'s content.
+    ``task``: the run's tested model already in memory (the runner's), else it is loaded from the checkpoint."""
     settings = {**DEFAULTS, **(settings or {})}
     started = time.perf_counter()
     dm, folder = run.datamodule, explain_dir(run.out_dir, run.run_id)
-    task = run.load_task()
-    templates = task.compute_templates(dm.train_eval_dataloader()) if hasattr(task, "compute_templates") else None
+    task = (task or run.load_task()).eval()
+    templates = None
+    if hasattr(task, "compute_templates"):  # the siamese net: the test's templates, or the training split's again
+        templates = task.templates if getattr(task, "templates", None) is not None else task.compute_templates(dm.train_eval_dataloader())
     sample = draw_sample(dm, split=settings["split"], per_class=settings["probe_images"], seed=settings["seed"])
     scorer = Scorer(task, run.normalization, templates=templates)
+    inputs = scorer.tensors(sample.pixels).to(task.device)
     scores = scorer(sample.pixels)
+    predicted = scores.argmax(1)
+    # the predicted class's Grad-CAM of every sampled image: the probes' heat in the lungs and the grid's first column
+    gradcam = heatmaps(task, inputs, predicted.tolist(), "gradcam", templates=templates) if settings["probes"] or "gradcam" in settings["heatmaps"] else None
     record: dict[str, Any] = {
         "kind": "explanation", "schema_version": SCHEMA_VERSION, "run_id": run.run_id,
         "config_fingerprint": run.result.get("config_fingerprint"),
@@ -53,15 +60,18 @@ def explain_run(run, settings: dict | None = None, *, command: str | None = None
         "sample": {"images": len(sample), "per_class": settings["probe_images"], "seed": settings["seed"],
                    "lung_regions": sample.region_counts(), "sources": {s: sample.sources.count(s) for s in sorted(set(sample.sources))}},
     }
-    record["heatmaps"] = {method: _heatmap_grid(task, scorer, sample, scores, method, settings, folder, run) for method in settings["heatmaps"]}
-    features = _features(task, scorer, sample, templates)
+    record["heatmaps"] = {method: _heatmap_grid(task, inputs, sample, scores, method, settings, folder, run, templates=templates,
+                                                predicted_maps=gradcam if method == "gradcam" else None)
+                          for method in settings["heatmaps"]}
+    features = _features(task, inputs, templates)
     if settings["probes"]:
-        record["probes"] = run_probes(task, scorer, sample, scores, features, settings, class_names=dm.class_names, multilabel=dm.multilabel,
-                                      fill_mean=dm.mean)
+        record["probes"] = run_probes(scorer, sample, scores, features, settings, class_names=dm.class_names, multilabel=dm.multilabel,
+                                      fill_mean=dm.mean, gradcam=gradcam)
     if settings["latent"]:
         from benchmark.explain.latent import latent_maps
 
-        record["latent"] = latent_maps(features, sample.pixels.reshape(len(sample), -1).astype(np.float32) / 255.0, sample.labels, sample.sources,
+        record["latent"] = latent_maps(features, sample.pixels.reshape(len(sample), -1).astype(np.float32) / 255.0,
+                                       latent_labels(sample, dm.class_names, dm.multilabel), sample.sources,
                                        folder / "latent.png", title=f"{run.run_id}: test features against raw pixels", seed=settings["seed"])
         record["latent"]["png"] = _relative(record["latent"]["png"], run.out_dir)
     record["seconds"] = round(time.perf_counter() - started, 2)
@@ -70,11 +80,20 @@ def explain_run(run, settings: dict | None = None, *, command: str | None = None
     return record
 
 
-def _features(task, scorer: Scorer, sample: Sample, templates, batch: int = 64) -> np.ndarray:
+def _features(task, inputs: torch.Tensor, templates, batch: int = 64) -> np.ndarray:
     """Penultimate features of the sample (the input of the last linear layer; the siamese embedding)."""
-    parts = [penultimate_features(task, scorer.tensors(sample.pixels[i:i + batch]).to(task.device), templates=templates).float().cpu()
-             for i in range(0, len(sample), batch)]
-    return torch.cat(parts).numpy()
+    parts = [penultimate_features(task, inputs[i:i + batch], templates=templates).float().cpu() for i in range(0, len(inputs), batch)]
+    return torch.cat(parts).numpy() if parts else np.zeros((0, 0), np.float32)
+
+
+def latent_labels(sample: Sample, class_names: list[str], multilabel: bool) -> list[str]:
+    """The colour of each image in the latent maps: its class; multi-label: its most frequent finding (of the sample),
+    or "no finding", so the legend has at most one entry per finding instead of one per combination."""
+    if not multilabel:
+        return list(sample.labels)
+    positives = sample.targets == 1
+    order = np.argsort(-positives.sum(0), kind="stable")
+    return [next((class_names[c] for c in order if row[c]), "no finding") for row in positives]
 
 
 def grid_rows(sample: Sample, scores: np.ndarray, class_names: list[str], *, per_outcome: int, multilabel: bool,
@@ -97,21 +116,26 @@ def grid_rows(sample: Sample, scores: np.ndarray, class_names: list[str], *, per
     return [int(i) for i in rows], ["predicted", "true"]
 
 
-def _heatmap_grid(task, scorer: Scorer, sample: Sample, scores: np.ndarray, method: str, settings: dict, folder: Path, run) -> dict:
-    """One grid PNG of ``method``; a method the model cannot give (CAM without global pooling) is recorded as skipped."""
+def _heatmap_grid(task, inputs: torch.Tensor, sample: Sample, scores: np.ndarray, method: str, settings: dict, folder: Path, run, *,
+                  templates=None, predicted_maps: np.ndarray | None = None) -> dict:
+    """One grid PNG of ``method``; a method the model cannot give (CAM without global pooling) is recorded as skipped.
+    ``predicted_maps``: this method's maps of the predicted class for the whole sample, when already made."""
     names, multilabel = run.datamodule.class_names, run.datamodule.multilabel
     rows, columns = grid_rows(sample, scores, names, per_outcome=settings["images"], multilabel=multilabel, findings=settings["findings"])
     if not rows:
         return {"skipped": "no test image in the sample"}
-    images = scorer.tensors(sample.pixels[rows]).to(task.device)
-    templates = scorer.templates
+    images = inputs[rows]
     try:
         if multilabel:
             maps = {f: heatmaps(task, images, [names.index(f)] * len(rows), method, templates=templates) for f in columns}
         else:
-            predicted = scores[rows].argmax(1)
-            maps = {"predicted": heatmaps(task, images, predicted.tolist(), method, templates=templates),
-                    "true": heatmaps(task, images, sample.targets[rows].tolist(), method, templates=templates)}
+            predicted, true = scores[rows].argmax(1), sample.targets[rows]
+            first = predicted_maps[rows] if predicted_maps is not None else heatmaps(task, images, predicted.tolist(), method, templates=templates)
+            second = first.copy()
+            wrong = np.flatnonzero(predicted != true)  # a correct row's true-class map is its predicted-class map
+            if len(wrong):
+                second[wrong] = heatmaps(task, images[wrong], true[wrong].tolist(), method, templates=templates)
+            maps = {"predicted": first, "true": second}
     except NotApplicableError as error:
         log.info("%s: %s skipped (%s)", run.run_id, method, error)
         return {"skipped": str(error)}
@@ -140,12 +164,12 @@ def _relative(path, out_dir: Path) -> str:
         return str(path)
 
 
-def explain_and_log(run, settings: dict | None, *, command: str | None, logging_config: dict, group: str | None) -> dict[str, Any]:
+def explain_and_log(run, settings: dict | None, *, command: str | None, logging_config: dict, group: str | None, task=None) -> dict[str, Any]:
     """Explain a run, then log its grids, latent maps and probe numbers to W&B as a run of job type ``explain``."""
     from benchmark.explain.table import probe_cells
     from benchmark.loggers import log_images_run
 
-    record = explain_run(run, settings, command=command)
+    record = explain_run(run, settings, command=command, task=task)
     images = {f"explain/{m}": run.out_dir / h["png"] for m, h in record["heatmaps"].items() if h.get("png")}
     if (record.get("latent") or {}).get("png"):
         images["explain/latent"] = run.out_dir / record["latent"]["png"]
@@ -166,11 +190,12 @@ def explanation_current(out_dir: Path, result: dict) -> bool:
         return False
 
 
-def explain_suite_run(spec, result_file: Path, *, cache_dir: Path, datamodule=None, command: str | None = None) -> dict[str, Any] | None:
-    """The suite's ``explain:`` section for one finished run (``datamodule``: the run's own, set up; None rebuilds it)."""
+def explain_suite_run(spec, result_file: Path, *, cache_dir: Path, datamodule=None, task=None, command: str | None = None) -> dict[str, Any] | None:
+    """The suite's ``explain:`` section for one finished run (``datamodule``, ``task``: the run's own, set up and tested;
+    None rebuilds and loads them)."""
     from benchmark.external.trained_run import load_run
 
     if not getattr(spec, "explain", None):
         return None
     run = load_run(result_file, cache_dir=cache_dir, datamodule=datamodule)
-    return explain_and_log(run, spec.explain, command=command, logging_config=spec.logging, group=spec.suite)
+    return explain_and_log(run, spec.explain, command=command, logging_config=spec.logging, group=spec.suite, task=task)
