@@ -213,13 +213,27 @@ def cmd_run(args) -> int:
         if (args.out / "results").is_dir():  # once, after every run (and every job) has finished
             path = write_leaderboard(args.out, target, replace=args.replace_leaderboard)
             print(f"leaderboard written: {path}" + (f" ({note})" if note else ""))
-        log_suite_summary([r for s in suite.runs if (r := read_result(result_path(args.out, s.run_id))[0])],  # resumed runs too
-                          {"wandb": False} if args.no_wandb else suite.raw["logging"], suite.name, log_dir=args.out / "logs" / "suites" / suite.name)
+        results = [r for s in suite.runs if (r := read_result(result_path(args.out, s.run_id))[0])]  # resumed runs too
+        log_suite_summary(results, {"wandb": False} if args.no_wandb else suite.raw["logging"], suite.name, log_dir=args.out / "logs" / "suites" / suite.name,
+                          images=_explanation_images(results, args.out) if suite.raw.get("explain") else None)
         for failure in failures:
             print(f"error: {failure}", file=sys.stderr)
         if failures:
             print(f"error: {len(failures)} of {len(specs)} run(s) failed; finished runs are kept (--resume goes on)", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _explanation_images(results: list[dict], out: Path) -> dict[str, Path]:
+    """The suite's explanation PNGs (grids, latent maps) of its runs, for the suite's W&B summary run."""
+    from benchmark.explain.table import read_explanations
+
+    wanted = {(r["run_id"], r.get("config_fingerprint")) for r in results}
+    images = {}
+    for record in read_explanations(out):
+        if (record["run_id"], record["config_fingerprint"]) in wanted:
+            pngs = {m: h.get("png") for m, h in record.get("heatmaps", {}).items()} | {"latent": (record.get("latent") or {}).get("png")}
+            images.update({f"explain/{record['run_id']}/{name}": out / png for name, png in pngs.items() if png})
+    return images
 
 
 def _explain_resumed(specs: list, done: set[str], args) -> None:
@@ -232,7 +246,7 @@ def _explain_resumed(specs: list, done: set[str], args) -> None:
             result = read_result(result_path(args.out, spec.run_id))[0]
             if result and not explanation_current(args.out, result):
                 log.info("%s: explaining the kept result (--resume)", spec.run_id)
-                explain_suite_run(spec, result_path(args.out, spec.run_id), cache_dir=args.cache_dir, command=args.command_line)
+                explain_suite_run(spec, result_path(args.out, spec.run_id), cache_dir=args.cache_dir, command=args.command_line, log=False)
 
 
 def cmd_leaderboard(args) -> int:

@@ -95,9 +95,11 @@ def summary_rows(results: list[dict]) -> list[list]:
     return rows
 
 
-def log_suite_summary(results: list[dict], logging_config: dict, suite_name: str, *, log_dir: Path | None = None) -> None:
+def log_suite_summary(results: list[dict], logging_config: dict, suite_name: str, *, log_dir: Path | None = None,
+                      images: dict[str, Path] | None = None) -> None:
     """After a suite: one W&B run (job type ``suite-summary``, in the suite's group) logging a ``wandb.Table`` with
-    one row per run and its headline test metrics, under ``log_dir`` (offline unless the suite says otherwise).
+    one row per run and its headline test metrics, and ``images`` (the runs' explanation PNGs), under ``log_dir``
+    (offline unless the suite says otherwise).
     Nothing happens when W&B is off or there are no results; a W&B failure is a warning."""
     wandb_config, mode = _wandb_settings(logging_config)
     if wandb_config is None or not results:
@@ -114,7 +116,8 @@ def log_suite_summary(results: list[dict], logging_config: dict, suite_name: str
                          tags=["synthetic-data"] if synthetic else [], dir=str(log_dir) if log_dir is not None else None, mode=mode,
                          config={"suite": suite_name, "runs": len(results)})
         try:
-            run.log({"suite_summary": wandb.Table(columns=list(SUMMARY_COLUMNS), data=summary_rows(results))})
+            run.log({"suite_summary": wandb.Table(columns=list(SUMMARY_COLUMNS), data=summary_rows(results)),
+                     **{key: wandb.Image(str(path), caption=key) for key, path in (images or {}).items() if Path(path).is_file()}})
         finally:
             run.finish()
     except Exception as error:  # W&B is a convenience: the results and the leaderboard are already written

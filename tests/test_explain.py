@@ -100,9 +100,11 @@ def test_multilabel_run_maps_each_finding_asked(tmp_path):
     _run(tmp_path, _suite(tmp_path, datasets=datasets, methods=methods, epochs=1, explain=None))
     result = next((tmp_path / "runs/results").rglob("seed0.json"))
     findings = json.loads(result.read_text())["dataset"]["classes"][:2]
-    assert main(["explain", str(result), "--findings", *findings, "--probe-images", "4", "--no-wandb", "--no-latent",
+    assert main(["explain", str(result), "--findings", *findings, "--probe-images", "4", "--no-latent",
                  "--cache-dir", str(tmp_path / "cache")]) == 0
-    record = _explanation(tmp_path, json.loads(result.read_text())["run_id"])
+    run_id = json.loads(result.read_text())["run_id"]
+    record = _explanation(tmp_path, run_id)
+    assert list((tmp_path / "runs/logs" / run_id / "explain/wandb").glob("offline-run-*"))  # W&B offline: a run of job type explain
     assert record["heatmaps"]["gradcam"]["columns"] == findings
     assert record["probes"]["lung_mask"]["full"]["metric"] == "auroc" and "skipped" in record["probes"]["text"]
 

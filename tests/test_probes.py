@@ -58,6 +58,8 @@ def test_probe_metric_cis_contain_the_point():
     assert out["metric"] == "balanced_accuracy" and low <= out["value"] <= high
     assert out["resamples"] == 200 and out["chance"] == pytest.approx(1 / 3) and out["patients"] == 30
     findings = (rng.random((60, 3)) < 0.4).astype(int)
+    two_present = probe_metric(scores[:40], labels[:40], np.arange(40), ["a", "b", "c"])  # no image of class c
+    assert two_present["chance"] == 0.5
     multi = probe_metric(findings + 0.5 * rng.random((60, 3)), findings, np.arange(60), ["x", "y", "z"], multilabel=True)
     assert multi["metric"] == "auroc" and multi["chance"] == 0.5 and multi["value"] > 0.9
 

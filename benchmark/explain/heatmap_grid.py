@@ -6,6 +6,7 @@ centred at zero, each at alpha 0.5 over the gray image.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -17,13 +18,13 @@ def draw_heatmap_grid(rows: list[dict], path: str | Path, *, title: str, signed:
     """Draw ``rows`` ({image: (H, W), caption: str, maps: {title: (H, W)}}) to ``path``; each map is titled in its cell
     (a row's maps may differ: the predicted and the true class of that image). Returns the path."""
     width = max((len(row["maps"]) for row in rows), default=0)
-    figure = Figure(figsize=(2.2 * (1 + width), 2.4 * max(len(rows), 1) + 0.4))
+    figure = Figure(figsize=(2.4 * (1 + width), 2.9 * max(len(rows), 1) + 0.4), layout="constrained")
     FigureCanvasAgg(figure)
     axes = figure.subplots(max(len(rows), 1), 1 + width, squeeze=False)
     for r, row in enumerate(rows):
         image = np.asarray(row["image"], dtype=float)
         axes[r, 0].imshow(image, cmap="gray")
-        axes[r, 0].set_ylabel(row.get("caption", ""), fontsize=8)
+        axes[r, 0].set_xlabel("\n".join(textwrap.wrap(row.get("caption", ""), 34, break_long_words=True, replace_whitespace=False)), fontsize=7)
         for c, (column, heat) in enumerate(row["maps"].items(), start=1):
             heat = np.asarray(heat, dtype=float)
             axes[r, c].imshow(image, cmap="gray")

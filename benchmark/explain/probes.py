@@ -88,8 +88,10 @@ def probe_metric(scores, targets, patients, class_names, *, multilabel: bool = F
     name = "auroc" if multilabel else "balanced_accuracy"
     result = bootstrap_metrics(np.asarray(scores, float), np.asarray(targets), np.asarray(patients), list(class_names),
                                multilabel=multilabel, n_resamples=resamples, seed=seed)
+    # chance: what a constant prediction scores, so over the classes the images hold (balanced accuracy averages those)
+    present = len(np.unique(np.asarray(targets))) if not multilabel else None
     return {"metric": name, "value": result["metrics"].get(name), "ci": result["ci"].get(name),
-            "chance": 0.5 if multilabel else 1 / len(class_names), "images": len(targets),
+            "chance": 0.5 if multilabel else 1 / max(present, 1), "images": len(targets),
             "patients": result["bootstrap"]["n_patients"], "resamples": resamples}
 
 

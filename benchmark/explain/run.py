@@ -165,7 +165,8 @@ def _relative(path, out_dir: Path) -> str:
 
 
 def explain_and_log(run, settings: dict | None, *, command: str | None, logging_config: dict, group: str | None, task=None) -> dict[str, Any]:
-    """Explain a run, then log its grids, latent maps and probe numbers to W&B as a run of job type ``explain``."""
+    """Explain a run, then log its grids, latent maps and probe numbers to W&B as a run of job type ``explain`` (the
+    command line's; a suite logs all its runs' explanations once, in its summary run: benchmark/cli.py)."""
     from benchmark.explain.table import probe_cells
     from benchmark.loggers import log_images_run
 
@@ -190,12 +191,16 @@ def explanation_current(out_dir: Path, result: dict) -> bool:
         return False
 
 
-def explain_suite_run(spec, result_file: Path, *, cache_dir: Path, datamodule=None, task=None, command: str | None = None) -> dict[str, Any] | None:
+def explain_suite_run(spec, result_file: Path, *, cache_dir: Path, datamodule=None, task=None, command: str | None = None,
+                      log: bool = False) -> dict[str, Any] | None:
     """The suite's ``explain:`` section for one finished run (``datamodule``, ``task``: the run's own, set up and tested;
-    None rebuilds and loads them)."""
+    None rebuilds and loads them). W&B: the suite's summary run logs every explanation once (one W&B start per suite,
+    not per run: an offline start costs seconds)."""
     from benchmark.external.trained_run import load_run
 
     if not getattr(spec, "explain", None):
         return None
     run = load_run(result_file, cache_dir=cache_dir, datamodule=datamodule)
-    return explain_and_log(run, spec.explain, command=command, logging_config=spec.logging, group=spec.suite, task=task)
+    if log:
+        return explain_and_log(run, spec.explain, command=command, logging_config=spec.logging, group=spec.suite, task=task)
+    return explain_run(run, spec.explain, command=command, task=task)

@@ -74,7 +74,10 @@ def explain_section(results: list[dict], explanations: list[dict], *, link_base:
              "(twice-transfer paper, section 9.1): share whose prediction moved, and the mean drop of the normal score. *Source AUROC*: "
              "a linear probe on the penultimate features predicting the source dataset. *Heat in lungs*: share of the positive Grad-CAM "
              "heat inside the lung regions (a uniform map's share beside it). Lung regions: annotated boxes where the data have them, "
-             "else a fixed central field (counts in each explanation file). Flag rule: benchmark/explain/probes.py.", "",
+             "else a fixed central field (counts in each explanation file); the masked part is filled with the training mean intensity "
+             "(deviation from \"blacked out\": black collapses models to one class and hid the planted shortcut). Flag rule: "
+             "benchmark/explain/probes.py. Heatmap deviations (zennit's epsilon-plus-flat for iNNvestigate's PresetAFlat, gradient "
+             "through LSTM and skip connections, CAM not made absolute): lightning_modules/explain/heatmaps.py.", "",
              "| Dataset | Method | Seed | Sample | Full | Lungs only | Lungs out | Text | Source AUROC | Heat in lungs | Verdict | Maps |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for result, record in sorted(rows, key=lambda pair: (pair[0]["dataset"]["name"], pair[0]["method"]["id"], pair[0]["seed"])):
