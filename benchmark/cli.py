@@ -225,15 +225,10 @@ def cmd_run(args) -> int:
 
 def _explanation_images(results: list[dict], out: Path) -> dict[str, Path]:
     """The suite's explanation PNGs (grids, latent maps) of its runs, for the suite's W&B summary run."""
-    from benchmark.explain.table import read_explanations
+    from benchmark.explain.table import explanation_pngs, read_explanations
 
-    wanted = {(r["run_id"], r.get("config_fingerprint")) for r in results}
-    images = {}
-    for record in read_explanations(out):
-        if (record["run_id"], record["config_fingerprint"]) in wanted:
-            pngs = {m: h.get("png") for m, h in record.get("heatmaps", {}).items()} | {"latent": (record.get("latent") or {}).get("png")}
-            images.update({f"explain/{record['run_id']}/{name}": out / png for name, png in pngs.items() if png})
-    return images
+    explanations = read_explanations(out)
+    return {f"explain/{r['run_id']}/{name}": out / png for r in results for name, png in explanation_pngs(r, explanations).items()}
 
 
 def _explain_resumed(specs: list, done: set[str], args) -> None:

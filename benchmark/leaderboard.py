@@ -34,7 +34,7 @@ import numpy as np
 from benchmark.chain_tables import phase_lines, pretraining_section, stage_auroc_section
 from benchmark.claims import DEFAULT_CLAIMS, claims_section, load_claims
 from benchmark.config import ConfigError
-from benchmark.explain.table import explain_section, read_explanations
+from benchmark.explain.table import explain_section, explanation_pngs, read_explanations
 from benchmark.external.table import external_section, read_external_results
 from benchmark.paired_table import paired_section
 from benchmark.results import changed_keys, prediction_arrays, read_results, table_key
@@ -185,12 +185,12 @@ def _plot_links(rows: dict[str, list[dict]], link_base: str) -> list[str]:
     for method_id, runs in rows.items():
         per_seed = []
         for run in sorted(runs, key=lambda r: r["seed"]):
-            plots = run.get("plots") or {}
+            plots = {**(run.get("plots") or {}), **run.get("_explanation_pngs", {})}  # heatmap grids and latent maps: benchmark/explain
             if plots:
                 per_seed.append(f"seed {run['seed']}: " + " · ".join(f"[{kind}]({link_base}{path})" for kind, path in plots.items()))
         if per_seed:
             links.append(f"- `{method_id}`: " + "; ".join(per_seed))
-    return ["Plots (ROC, confusion matrix, reliability diagram):", "", *links, ""] if links else []
+    return ["Plots (ROC, confusion matrix, reliability diagram; heatmap grids and latent maps of explained runs):", "", *links, ""] if links else []
 
 
 PPCR_MODES = ("as_defined", "as_tabulated")
@@ -348,6 +348,8 @@ def render(results: list[dict[str, Any]], *, source: str, store: str | None = No
         "",
     ]
     link_base = f"{Path(store or source).parent.as_posix()}/" if Path(store or source).parent != Path(".") else ""  # plots: relative to --out
+    if explanations:  # each explained run's PNGs beside its plots (joined by run and configuration fingerprint)
+        results = [{**r, "_explanation_pngs": explanation_pngs(r, explanations)} for r in results]
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for result in results:
         groups[table_key(result)].append(result)

@@ -50,7 +50,7 @@ def probe_cells(record: dict) -> dict[str, str]:
     if text.get("skipped") or not text.get("images"):
         text_cell = "n/a" if text.get("skipped") else "no image"
     else:
-        text_cell = f"{text['moved_fraction']:.2f} moved, -{text['mean_drop']:.3f} (n={text['images']})"
+        text_cell = f"{text['moved_fraction']:.2f} moved, normal score {-text['mean_drop']:+.3f} (n={text['images']})"
     source_cell = "n/a (one source)" if not source or source.get("auroc") is None else f"{source['auroc']:.3f} ({len(source.get('sources', {}))} sources)"
     energy_cell = "n/a" if energy.get("mean") is None else f"{energy['mean']:.2f} (uniform {energy['uniform']:.2f})"
     return {
@@ -58,6 +58,15 @@ def probe_cells(record: dict) -> dict[str, str]:
         "text": text_cell, "source": source_cell, "energy": energy_cell,
         "verdict": ("**flagged**: " + "; ".join(verdict.get("reasons", []))) if verdict.get("flagged") else ("not flagged" if verdict else "n/a"),
     }
+
+
+def explanation_pngs(result: dict, explanations: list[dict]) -> dict[str, str]:
+    """{name: PNG relative to <out>} of ``result``'s explanation (same run and configuration), else {}."""
+    for record in explanations:
+        if (record["run_id"], record["config_fingerprint"]) == (result["run_id"], result.get("config_fingerprint")):
+            pngs = {m: h.get("png") for m, h in record.get("heatmaps", {}).items()} | {"latent": (record.get("latent") or {}).get("png")}
+            return {name: png for name, png in pngs.items() if png}
+    return {}
 
 
 def explain_section(results: list[dict], explanations: list[dict], *, link_base: str = "") -> list[str]:
@@ -69,9 +78,9 @@ def explain_section(results: list[dict], explanations: list[dict], *, link_base:
     lines = ["## Explanations and shortcut probes", "",
              "`python -m benchmark explain RUN` (and the suite's `explain:` section) on a seeded sample of each run's test images, the same "
              "images for every method of a split. Probe metric: balanced accuracy (macro AUROC for multi-label), patient-level 95% CI. "
-             "*Lungs out*: the lung regions blacked out, only the border and any text remain: a model that still scores well there has "
+             "*Lungs out*: the lung regions masked, only the border and any text remain: a model that still scores well there has "
              "learned something other than the lungs. *Text*: the word burnt into a corner of correctly classified normal images "
-             "(twice-transfer paper, section 9.1): share whose prediction moved, and the mean drop of the normal score. *Source AUROC*: "
+             "(twice-transfer paper, section 9.1): share whose prediction moved, and the mean change of the normal score. *Source AUROC*: "
              "a linear probe on the penultimate features predicting the source dataset. *Heat in lungs*: share of the positive Grad-CAM "
              "heat inside the lung regions (a uniform map's share beside it). Lung regions: annotated boxes where the data have them, "
              "else a fixed central field (counts in each explanation file); the masked part is filled with the training mean intensity "
@@ -82,9 +91,7 @@ def explain_section(results: list[dict], explanations: list[dict], *, link_base:
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for result, record in sorted(rows, key=lambda pair: (pair[0]["dataset"]["name"], pair[0]["method"]["id"], pair[0]["seed"])):
         cells = probe_cells(record)
-        links = [f"[{m}]({link_base}{h['png']})" for m, h in record.get("heatmaps", {}).items() if h.get("png")]
-        if (record.get("latent") or {}).get("png"):
-            links.append(f"[latent]({link_base}{record['latent']['png']})")
+        links = [f"[{name}]({link_base}{png})" for name, png in explanation_pngs(result, [record]).items()]
         regions = ", ".join(f"{k} {v}" for k, v in record["sample"].get("lung_regions", {}).items())
         lines.append(f"| {result['dataset']['name']} | {result['method']['id']} | {result['seed']} | {record['sample']['images']} ({regions}) | "
                      f"{cells['full']} | {cells['lungs_only']} | {cells['lungs_out']} | {cells['text']} | {cells['source']} | {cells['energy']} | "
