@@ -167,3 +167,14 @@ def test_heatmap_grid_writes_a_png(tmp_path):
     path = draw_heatmap_grid(rows, tmp_path / "deep" / "grid.png", title="test", signed=True)
     assert path.exists() and path.read_bytes().startswith(b"\x89PNG") and path.stat().st_size > 1000
     assert draw_heatmap_grid(rows[:1], tmp_path / "unsigned.png", title="unsigned").stat().st_size > 1000
+
+
+def test_the_explained_copy_follows_changed_weights():
+    """The copy heatmaps() explains is reused between calls only while the model's weights are unchanged."""
+    task, images = _task("acnn_fcn"), _images()
+    before = heatmaps(task, images, [0, 1], "lrp")
+    assert np.array_equal(before, heatmaps(task, images, [0, 1], "lrp"))
+    with torch.no_grad():
+        for parameter in task.model.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    assert not np.allclose(before, heatmaps(task, images, [0, 1], "lrp"))

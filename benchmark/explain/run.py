@@ -127,7 +127,8 @@ def _heatmap_grid(task, inputs: torch.Tensor, sample: Sample, scores: np.ndarray
     images = inputs[rows]
     try:
         if multilabel:
-            maps = {f: heatmaps(task, images, [names.index(f)] * len(rows), method, templates=templates) for f in columns}
+            stacked = heatmaps(task, images.repeat(len(columns), 1, 1, 1), [names.index(f) for f in columns for _ in rows], method, templates=templates)
+            maps = {f: stacked[k * len(rows):(k + 1) * len(rows)] for k, f in enumerate(columns)}  # one call for every finding
         else:
             predicted, true = scores[rows].argmax(1), sample.targets[rows]
             first = predicted_maps[rows] if predicted_maps is not None else heatmaps(task, images, predicted.tolist(), method, templates=templates)

@@ -23,6 +23,8 @@ mode, requires_grad flags and (empty) gradients. Deviations from the papers:
 from __future__ import annotations
 
 import copy
+import itertools
+import weakref
 
 import numpy as np
 import torch
@@ -65,12 +67,21 @@ def heatmaps(task: ClassificationTask, images: torch.Tensor, targets, method: st
     return np.ascontiguousarray(maps, dtype=np.float32)
 
 
+_COPIES: "weakref.WeakKeyDictionary[nn.Module, tuple[tuple, nn.Module]]" = weakref.WeakKeyDictionary()
+
+
 def _explainable_copy(model: nn.Module) -> nn.Module:
-    """A deep copy of ``model`` in eval mode, every parameter trainable (gradients reach every layer), no in-place ops."""
+    """A deep copy of ``model`` in eval mode, every parameter trainable (gradients reach every layer), no in-place ops.
+    Kept while the model's tensors are unchanged (their in-place version counters), so a run's many maps copy it once."""
+    versions = tuple(t._version for t in itertools.chain(model.parameters(), model.buffers()))
+    cached = _COPIES.get(model)
+    if cached is not None and cached[0] == versions:
+        return cached[1]
     explained = copy.deepcopy(model).eval().requires_grad_(True)
     for module in explained.modules():
         if getattr(module, "inplace", False):
             module.inplace = False
+    _COPIES[model] = (versions, explained)
     return explained
 
 
