@@ -25,7 +25,7 @@ benchmark: install
 
 # Speed checks (not timed unit tests): siamese pairs/s, batch embedding against the two-tower forward; training
 # images/s of the Lightning path against a plain PyTorch loop (docs/perf.md has the GPU paper-profile figures); the
-# quick suite's time per run and in total against its budget (5 min on the phantoms, 30 with DATA_ROOT).
+# quick suite's time per run and in total against its budget (8 min on the phantoms, 30 with DATA_ROOT).
 perf: install
 	$(PY) -m benchmark.siamese_throughput
 	$(PY) -m benchmark.training_throughput

@@ -26,6 +26,8 @@ from benchmark.config import apply, parse_grid, points
 
 log = logging.getLogger(__name__)
 OVERHEAD_SECONDS = 5.0  # per run: building the module, checkpoint writes, testing set-up, result files
+EXPLAIN_OVERHEAD_SECONDS = 3.0  # a suite's ``explain:`` per run: figures, t-SNE and SOM, the probes' bootstrap
+EXPLAIN_PASSES = 7.0  # forward passes per sampled image: scores, two masks, text, features, Grad-CAM (forward and backward)
 PHASE_SECONDS = 4.0  # per phase of a chain after its first: a Trainer, its sanity check, the phase's test and its CIs
 TIMED_STEPS = 3  # optimisation steps timed after one warm-up step
 
@@ -167,8 +169,22 @@ def plan_suite(suite, *, out_dir: Path, cache_dir: Path) -> list[PlannedRun]:
                 shutil.rmtree(scratch, ignore_errors=True)
             planned.seconds += phase_overhead(name)
             run.stages.append(planned)
+        if spec.explain:  # after the test, on the last stage's data and model (benchmark/explain/)
+            run.stages.append(_explain_stage(spec.explain, datamodule, timings[key][1]))
         plan.append(run)
     return plan
+
+
+def _explain_stage(settings: dict, datamodule, eval_seconds: float) -> PlannedStage:
+    """The explanations' estimate: the probe sample's forward passes at the timed evaluation speed, plus figures."""
+    targets, classes = datamodule.datasets["test"].targets, len(datamodule.class_names)
+    per_class = int(settings["probe_images"])
+    if datamodule.multilabel:
+        images = min(len(targets), per_class * min(3, classes))
+    else:
+        images = sum(min(per_class, int((targets == c).sum())) for c in range(classes))
+    batches = -(-images // datamodule.eval_batch_size)
+    return PlannedStage("explain", 0, 0, 0, 0, batches, EXPLAIN_OVERHEAD_SECONDS + EXPLAIN_PASSES * batches * eval_seconds)
 
 
 def _chain_stages(spec, trained: dict, number: int) -> list[tuple[str, object, dict]]:
@@ -211,5 +227,5 @@ def format_plan(plan: list[PlannedRun], *, suite_name: str) -> str:
             lines.append(f"{number:>3}  {run.run_id:<52} {stage.name[:28]:<28} {stage.train_images:>9} {stage.epochs:>6} {format_duration(stage.seconds):>9}")
     total = sum(run.seconds for run in plan)
     lines += ["", f"Estimated total: {format_duration(total)} ({total:.0f} s, including {OVERHEAD_SECONDS:.0f} s per run of set-up; "
-              "external sets and first-time caching not included)"]
+              "external sets and first-time caching not included; a suite's explanations are the `explain` rows)"]
     return "\n".join(lines)

@@ -1,6 +1,6 @@
 """Time a whole suite on this machine against its budget (a benchmark, run by ``make perf``; never a timed test).
 
-    python -m benchmark.suite_timing configs/quick.yaml                              # the phantoms: budget 5 min
+    python -m benchmark.suite_timing configs/quick.yaml                              # the phantoms: budget 8 min (5 before the explanations)
     python -m benchmark.suite_timing configs/quick.yaml --data-root ../shared/data --budget-min 30
 
 Every run is trained and tested as ``python -m benchmark run`` would (fresh results folder, W&B off), after the
@@ -53,11 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmark.suite_timing", description=__doc__.splitlines()[0])
     parser.add_argument("suite", type=Path, nargs="?", default=Path("configs/quick.yaml"))
     parser.add_argument("--data-root", type=Path, help="real data (without it, suites that allow it run on the phantoms)")
-    parser.add_argument("--budget-min", type=float, help="budget in minutes (default: 30 with a data root, 5 on the phantoms)")
+    parser.add_argument("--budget-min", type=float, help="budget in minutes (default: 30 with a data root, 8 on the phantoms)")
     parser.add_argument("--cache-dir", type=Path, default=Path(".cache/cxrbench"), help="preprocessing cache (a warm cache leaves caching out)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    budget = 60 * (args.budget_min if args.budget_min is not None else (30 if args.data_root else 5))
+    budget = 60 * (args.budget_min if args.budget_min is not None else (30 if args.data_root else 8))
     with tempfile.TemporaryDirectory(prefix="suite-timing-") as scratch:
         rows = time_suite(args.suite, data_root=args.data_root, out_dir=Path(scratch), cache_dir=args.cache_dir)
     print(report(rows, budget_s=budget))

@@ -13,17 +13,19 @@ from benchmark.progress import SuiteClock
 from test_runner import _suite
 
 
-def _two_seeds(tmp_path, epochs=2):
+def _two_seeds(tmp_path, epochs=2, explain=None):
     suite = _suite(tmp_path, epochs=epochs)
     data = yaml.safe_load(suite.read_text())
     data["seeds"] = [0, 1]
+    if explain:
+        data["explain"] = explain
     data["trainer"]["limit_train_batches"] = 2
     suite.write_text(yaml.safe_dump(data))
     return suite
 
 
 def test_dry_run_lists_every_run_and_trains_nothing(tmp_path, capsys):
-    suite = _two_seeds(tmp_path, epochs=3)
+    suite = _two_seeds(tmp_path, epochs=3, explain={"probe_images": 4})
     out = tmp_path / "runs"
     assert main(["run", str(suite), "--out", str(out), "--cache-dir", str(tmp_path / "cache"), "--dry-run"]) == 0
     printed = capsys.readouterr().out
@@ -31,6 +33,7 @@ def test_dry_run_lists_every_run_and_trains_nothing(tmp_path, capsys):
         line = next(line for line in printed.splitlines() if f"synthetic/tiny_single_net/seed{seed}" in line)
         assert line.split()[-3:-1] == ["16", "3"]  # 2 batches of 8 images per epoch (limit_train_batches), 3 epochs
     assert "Estimated total:" in printed
+    assert sum(" explain " in line for line in printed.splitlines()) == 2  # the suite's explanations are planned for each run
     assert not (out / "results").exists() and not (out / "logs").exists()  # no run trained, no result written
     assert not (tmp_path / "leaderboard.md").exists()
 
