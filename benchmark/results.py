@@ -205,3 +205,21 @@ def prediction_arrays(runs: list[dict], classes: list[str], multilabel: bool, im
     else:
         labels = reference["label"].map({c: i for i, c in enumerate(classes)}).to_numpy()
     return scores, labels, reference["patient_id"].astype(str).to_numpy(), order
+
+
+def read_records(paths, *, kind: str, required: tuple[str, ...], what: str) -> list[dict[str, Any]]:
+    """Every usable JSON record of ``kind`` (this schema version, with the ``required`` keys) among ``paths``, each
+    with ``_file``; a torn or foreign file is named in a warning (as ``what``) and skipped."""
+    records = []
+    for path in paths:
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            log.warning("skipped %s %s: unreadable (%s)", what, path, error)
+            continue
+        if not isinstance(data, dict) or data.get("kind") != kind or data.get("schema_version") != SCHEMA_VERSION or any(k not in data for k in required):
+            log.warning("skipped %s %s: not an %s of schema %s", what, path, what, SCHEMA_VERSION)
+            continue
+        data["_file"] = str(path)
+        records.append(data)
+    return records

@@ -9,7 +9,6 @@ the same inputs the maps see.
 from __future__ import annotations
 
 from collections import Counter
-from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure

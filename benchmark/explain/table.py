@@ -8,31 +8,17 @@ links to the heatmap grids and latent maps.
 
 from __future__ import annotations
 
-import json
-import logging
 from pathlib import Path
 from typing import Any
 
-from benchmark.results import SCHEMA_VERSION
+from benchmark.results import read_records
 
-log = logging.getLogger(__name__)
 REQUIRED = ("run_id", "config_fingerprint", "sample")
 
 
 def read_explanations(out_dir: str | Path) -> list[dict[str, Any]]:
     """Every usable explanation under ``<out>/explain``; a torn or foreign file is named in a warning and skipped."""
-    found = []
-    for path in sorted((Path(out_dir) / "explain").rglob("explain.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            log.warning("skipped explanation %s: unreadable (%s)", path, error)
-            continue
-        if not isinstance(data, dict) or data.get("kind") != "explanation" or data.get("schema_version") != SCHEMA_VERSION or any(k not in data for k in REQUIRED):
-            log.warning("skipped explanation %s: not an explanation of schema %s", path, SCHEMA_VERSION)
-            continue
-        found.append(data)
-    return found
+    return read_records(sorted((Path(out_dir) / "explain").rglob("explain.json")), kind="explanation", required=REQUIRED, what="explanation")
 
 
 def _value(cell: dict | None) -> str:

@@ -8,15 +8,12 @@ rerun with other settings never pairs with an older external score.
 
 from __future__ import annotations
 
-import json
-import logging
 import statistics
 from pathlib import Path
 from typing import Any
 
-from benchmark.results import SCHEMA_VERSION
+from benchmark.results import read_records
 
-log = logging.getLogger(__name__)
 REQUIRED = ("run_id", "external_dataset", "counts", "metrics")
 EXTERNAL_DIR = "external"
 
@@ -28,19 +25,7 @@ def external_dir(out_dir: Path, run_id: str) -> Path:
 
 def read_external_results(out_dir: str | Path) -> list[dict[str, Any]]:
     """Every usable external result under ``<out>/external``; a torn or foreign file is named in a warning and skipped."""
-    results = []
-    for path in sorted((Path(out_dir) / EXTERNAL_DIR).rglob("*.json")):
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            log.warning("skipped external result %s: unreadable (%s)", path, error)
-            continue
-        if not isinstance(data, dict) or data.get("kind") != "external" or data.get("schema_version") != SCHEMA_VERSION or any(k not in data for k in REQUIRED):
-            log.warning("skipped external result %s: not an external result of schema %s", path, SCHEMA_VERSION)
-            continue
-        data["_file"] = str(path)
-        results.append(data)
-    return results
+    return read_records(sorted((Path(out_dir) / EXTERNAL_DIR).rglob("*.json")), kind="external", required=REQUIRED, what="external result")
 
 
 def _mean(values: list) -> float | None:
