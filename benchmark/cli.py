@@ -306,7 +306,7 @@ def cmd_explain(args) -> int:
     run = load_run(find_result_file(args.run), cache_dir=args.cache_dir)
     record = explain_and_log(run, {**settings, "split": args.split}, command=args.command_line,
                              logging_config={"wandb": False} if args.no_wandb else {"wandb": {"mode": "offline"}}, group=run.result.get("suite"))
-    print(json.dumps({k: v for k, v in record.items()}, indent=2, default=str) if args.json else format_explanation(record))
+    print(json.dumps(record, indent=2, default=str) if args.json else format_explanation(record))
     return 0
 
 

@@ -67,7 +67,8 @@ def draw_sample(datamodule, *, split: str, per_class: int, seed: int) -> Sample:
 def _manifest_rows(manifest: pd.DataFrame, paths: pd.Series) -> pd.DataFrame:
     """The manifest's rows of ``paths`` (split paths are resolved; the manifest's may not be: resolved only if needed)."""
     wanted = [str(p) for p in paths]
-    by_path = manifest.drop_duplicates("path").set_index(manifest.drop_duplicates("path")["path"].astype(str))
+    unique = manifest.drop_duplicates("path")
+    by_path = unique.set_index(unique["path"].astype(str))
     if not set(wanted) <= set(by_path.index):
         by_path.index = [resolved(p) for p in by_path.index]
     return by_path.reindex(wanted)

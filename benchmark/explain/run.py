@@ -19,13 +19,13 @@ import torch
 from benchmark.explain.heatmap_grid import draw_heatmap_grid
 from benchmark.explain.inputs import Sample, Scorer, draw_sample
 from benchmark.explain.probe_suite import run_probes
-from benchmark.results import SCHEMA_VERSION, write_result
+from benchmark.results import SCHEMA_VERSION, read_records, write_result
+from benchmark.schema import ExplainOptions
 from lightning_modules.explain import NotApplicableError, heatmaps, penultimate_features
 
 log = logging.getLogger(__name__)
 EXPLAIN_DIR = "explain"
-DEFAULTS = {"heatmaps": ["gradcam"], "images": 2, "findings": None, "probe_images": 50, "probes": True, "latent": True,
-            "word": "SEDUTO", "seed": 0, "bootstrap_resamples": 500, "mask_fill": "mean", "split": "test"}
+DEFAULTS = {**ExplainOptions().model_dump(mode="json"), "split": "test"}  # the schema's defaults, and the split explained
 SIGNED = {"lrp", "cam"}  # maps with a sign: red for the class, blue against it (twice-transfer paper, Figure 2)
 
 
@@ -183,13 +183,9 @@ def explain_and_log(run, settings: dict | None, *, command: str | None, logging_
 
 def explanation_current(out_dir: Path, result: dict) -> bool:
     """Whether ``result``'s run has an explanation of the same configuration (``--resume`` explains the others)."""
-    import json
-
     path = explain_dir(out_dir, result["run_id"]) / "explain.json"
-    try:
-        return json.loads(path.read_text(encoding="utf-8")).get("config_fingerprint") == result.get("config_fingerprint")
-    except (OSError, ValueError):
-        return False
+    found = read_records([path], kind="explanation", required=("config_fingerprint",), what="explanation") if path.is_file() else []
+    return bool(found) and found[0]["config_fingerprint"] == result.get("config_fingerprint")
 
 
 def explain_suite_run(spec, result_file: Path, *, cache_dir: Path, datamodule=None, task=None, command: str | None = None,
