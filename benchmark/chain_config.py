@@ -43,6 +43,8 @@ def expand_chain(method: dict, *, suite_path: Path, suite_data: dict, suite_trai
         for key in SPLIT_KEYS:
             if key in stage.get("data", {}) and not own_dataset:
                 raise ConfigError(f"{where}: data.{key}: a stage on the suite's dataset uses the suite's split")
+            if own_dataset and key == "held_out":
+                continue  # the suite's held-out sources are sources of its own dataset, not of this stage's
             value = stage["data"].get(key) if own_dataset and key in stage.get("data", {}) else suite_data.get(key)
             if value is not None:
                 data[key] = value

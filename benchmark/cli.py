@@ -191,7 +191,8 @@ def cmd_run(args) -> int:
     if note and rank_zero_only.rank == 0:
         log.warning("%s", note)
     overrides = {"accelerator": args.accelerator, "devices": _devices(args.devices), "strategy": args.strategy, "num_nodes": args.num_nodes, "max_epochs": args.max_epochs}
-    suite = load_suite(args.suite, data_root=args.data_root, seeds=args.seeds, trainer_overrides={k: v for k, v in overrides.items() if v is not None})
+    suite = load_suite(args.suite, data_root=args.data_root, seeds=args.seeds, trainer_overrides={k: v for k, v in overrides.items() if v is not None},
+                       cache_dir=args.cache_dir)
     if args.no_wandb:
         for spec in suite.runs:
             spec.logging = {**spec.logging, "wandb": False}

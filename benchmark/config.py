@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import copy
 import itertools
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-SPLIT_KEYS = ("split_seed", "val_fraction", "test_fraction")
+SPLIT_KEYS = ("split_seed", "val_fraction", "test_fraction", "held_out")
 
 
 class ConfigError(ValueError):
@@ -139,10 +140,20 @@ class RunSpec:
     external: list[dict[str, Any]] = field(default_factory=list)  # test sets scored after the run (benchmark/external/evaluate_set.py)
     stages: list[dict[str, Any]] | None = None  # a chain's resolved stages, the last one this run's (benchmark/chain_config.py)
     explain: dict[str, Any] | None = None  # explanations and probes after the run (benchmark/explain/); not in the fingerprint
+    draw: dict[str, Any] | None = None  # a fair sweep's draw (benchmark/tuning.py draw_record); its values are in ``method``
 
     @property
     def run_id(self) -> str:
-        return f"{self.dataset['name']}/{self.method['id']}/seed{self.seed}"
+        """``<dataset>[/heldout-<sources>]/<method>[/draw<d>]/seed<k>``: the result file's path under ``results/``."""
+        held_out = self.data.get("held_out")
+        dataset = self.dataset["name"] + (f"/heldout-{'+'.join(safe_name(s) for s in held_out['test'])}" if held_out else "")
+        method = self.method["id"] + (f"/draw{self.draw['draw']}" if self.draw else "")
+        return f"{dataset}/{method}/seed{self.seed}"
+
+
+def safe_name(text: str) -> str:
+    """``text`` usable in a file name (a source such as ``radiopaedia.org`` or ``Hospital A``)."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(text)).strip("._") or "_"
 
 
 @dataclass
@@ -154,61 +165,96 @@ class Suite:
     raw: dict[str, Any]
 
 
-def load_suite(path: str | Path, *, data_root: str | Path | None = None, seeds: list[int] | None = None, trainer_overrides: dict | None = None) -> Suite:
-    """Read, validate and expand a suite: one RunSpec per (dataset, method, seed), each with the effective
-    settings (suite over method over defaults), validated before anything is trained or written."""
+def load_suite(path: str | Path, *, data_root: str | Path | None = None, seeds: list[int] | None = None, trainer_overrides: dict | None = None,
+               cache_dir: str | Path | None = None) -> Suite:
+    """Read, validate and expand a suite: one RunSpec per (dataset, held-out source, method, draw, seed), each with
+    the effective settings (suite over method over defaults), validated before anything is trained or written.
+    ``cache_dir`` is where a ``split: {test: each}`` reads the dataset's sources from (its manifest)."""
     from benchmark.chain_config import expand_chain, final_dataset
+    from benchmark.held_out import held_out_splits
     from benchmark.schema import DataConfig, SuiteFile, TrainerConfig, validate
+    from benchmark.tuning import check_space
 
     path = Path(path)
-    raw = validate(SuiteFile, _read_yaml(path), where=str(path))  # defaults filled: seeds, logging, leaderboard
+    given = _read_yaml(path)
+    raw = validate(SuiteFile, given, where=str(path))  # defaults filled: seeds, logging, leaderboard
+    tuning = raw.get("tuning")
+    if tuning and "seeds" in given:
+        raise ConfigError(f"{path}: a sweep's `tuning.trials` sets the seeds (0..trials-1); remove `seeds:` (--seeds still overrides)")
     suite_data = validate(DataConfig, raw.get("data"), where=str(path), section="data", partial=True)
     suite_trainer = validate(TrainerConfig, raw.get("trainer"), where=str(path), section="trainer", partial=True)
     overrides = validate(TrainerConfig, trainer_overrides or {}, where="command line", section="trainer", partial=True)
     suite_trainer = deep_merge(suite_trainer, overrides)
     name = raw.get("name") or path.stem
+    splits = [entry.get("split") if isinstance(entry, dict) else None for entry in raw["datasets"]]
     datasets = [_dataset_entry(entry, path, data_root, raw) for entry in raw["datasets"]]
+    variants = [(dataset, held_out) for dataset, split in zip(datasets, splits)
+                for held_out in held_out_splits(dataset, split or raw.get("split"), suite_data=suite_data, tuning=tuning,
+                                                cache_dir=cache_dir, where=f"{path}: datasets.{dataset['name']}.split")]
     methods = [load_method(path.parent / m) for m in raw["methods"]]
-    run_seeds = seeds if seeds is not None else raw["seeds"]
+    for method in methods:
+        check_space(method, where=method["file"])
+    drawn = [(variant, draw) for method in methods for variant, draw in _draws(method, tuning, raw, path)]
+    run_seeds = seeds if seeds is not None else (list(range(tuning["trials"])) if tuning else raw["seeds"])
     leaderboard = {k: v for k, v in raw["leaderboard"].items() if v is not None}
     external = [_external_entry(entry, path, data_root, raw) for entry in raw["external"]]
+    common = lambda: {"leaderboard": copy.deepcopy(leaderboard), "statistics": dict(raw["statistics"]), "explain": copy.deepcopy(raw.get("explain"))}
     runs = []
-    for dataset_number, dataset in enumerate(datasets):
-        for method in methods:
+    for variant_number, (dataset, held_out) in enumerate(variants):
+        shared = {**suite_data, "held_out": held_out} if held_out else suite_data
+        for method, draw in drawn:
             if method.get("stages"):  # a chain (benchmark/chain_config.py)
                 own = final_dataset(method, suite_path=path, data_root=data_root, raw=raw)
-                if own is not None and dataset_number:
+                if own is not None and variant_number:
                     continue  # its last stage names its own dataset: one run per seed, whatever the suite's datasets
                 run_dataset = own or dataset
-                stages = expand_chain(method, suite_path=path, suite_data=suite_data, suite_trainer=suite_trainer,
+                stages = expand_chain(method, suite_path=path, suite_data=shared if own is None else suite_data, suite_trainer=suite_trainer,
                                       data_root=data_root, raw=raw, run_dataset=run_dataset)
                 for seed in run_seeds:
                     runs.append(RunSpec(name, run_dataset, method, int(seed), stages[-1]["data"], stages[-1]["trainer"], raw["logging"],
-                                        leaderboard=copy.deepcopy(leaderboard), statistics=dict(raw["statistics"]),
                                         # the external sets are for the suite's task, not a dataset a chain names itself
                                         external=copy.deepcopy(external) if own is None else [], stages=copy.deepcopy(stages),
-                                        explain=copy.deepcopy(raw.get("explain"))))
+                                        draw=copy.deepcopy(draw), **common()))
                 continue
-            data = deep_merge(method.get("data", {}), suite_data)
+            data = deep_merge(method.get("data", {}), shared)
             for key in SPLIT_KEYS:  # the split belongs to the suite, never to a method
                 data.pop(key, None)
-                if key in suite_data:
-                    data[key] = suite_data[key]
+                if key in shared:
+                    data[key] = shared[key]
             where = f"{path} with {method['file']}"
             data = validate(DataConfig, data, where=where, section="data")
             trainer = validate(TrainerConfig, deep_merge(method.get("trainer", {}), suite_trainer), where=where, section="trainer")
             grid = _grid_search(raw.get("grid_search"), method, path)
             for seed in run_seeds:
-                spec = RunSpec(name, dataset, method, int(seed), data, trainer, raw["logging"],
-                               grid_search=copy.deepcopy(grid), leaderboard=copy.deepcopy(leaderboard),
-                               statistics=dict(raw["statistics"]), external=copy.deepcopy(external), explain=copy.deepcopy(raw.get("explain")))
-                runs.append(spec)
+                runs.append(RunSpec(name, dataset, method, int(seed), data, trainer, raw["logging"], grid_search=copy.deepcopy(grid),
+                                    external=copy.deepcopy(external), draw=copy.deepcopy(draw), **common()))
             if grid:
                 _validate_grid_points(runs[-1], grid, where=f"{method['file']} grid_search")
     _check_start_weights(methods)
     if raw.get("phantoms"):
         runs = [phantom_profile(spec, raw["phantoms"]) for spec in runs]
     return Suite(name, path, raw["description"], runs, raw)
+
+
+def _draws(method: dict, tuning: dict | None, raw: dict, path: Path) -> list[tuple[dict, dict | None]]:
+    """(the method with a draw's values set and validated, the draw's record) for each draw of a sweep; the method
+    itself and no record without ``tuning``. A method without a search space trains its paper defaults only (draw 0)."""
+    from benchmark.tuning import draw_record, draw_values, method_with_draw
+
+    if not tuning:
+        return [(method, None)]
+    if raw.get("grid_search") and method.get("grid_search"):
+        raise ConfigError(f"{path}: method {method['id']} has a grid search and the suite a tuning budget; a sweep gives every method the same random draws (use one or the other)")
+    count = tuning["draws"] if method.get("search_space") else 1
+    drawn = []
+    for number in range(count):
+        values = draw_values(method.get("search_space") or {}, seed=tuning["seed"], draw=number)
+        variant = method_with_draw(method, values)
+        where = f"{method['file']} search_space draw {number} {values}"
+        if values:
+            variant = {**_validated_method(variant, where=where), "data": variant["data"], "trainer": variant["trainer"]}
+        drawn.append((variant, draw_record(method, tuning, number, values)))
+    return drawn
 
 
 def phantom_profile(spec: RunSpec, profile: dict) -> RunSpec:
@@ -329,11 +375,16 @@ def apply(spec, values: dict[str, Any], overrides: dict[str, Any] | None = None)
             if not isinstance(method.get(section), dict):
                 method[section] = {}
             target = method[section]
-        *parents, leaf = path.split(".")
-        for parent in parents:
-            target = target.setdefault(parent, {})
-        target[leaf] = value
+        set_dotted(target, path, value)
     return replace(spec, method=method, data=data, trainer=trainer, grid_search=None)
+
+
+def set_dotted(mapping: dict, path: str, value: Any) -> None:
+    """``mapping[a][b] = value`` for ``path`` ``a.b`` (missing levels created)."""
+    *parents, leaf = path.split(".")
+    for parent in parents:
+        mapping = mapping.setdefault(parent, {})
+    mapping[leaf] = value
 
 
 def points(axes: dict[str, list]) -> list[dict[str, Any]]:
@@ -348,7 +399,7 @@ def _dataset_entry(entry: Any, path: Path, data_root: str | Path | None, raw: di
     from benchmark.schema import closest, dataset_options
     from datamodules import DATAMODULES, synthetic_stand_in
 
-    entry = {"name": entry} if isinstance(entry, str) else {k: v for k, v in entry.items() if v is not None}
+    entry = {"name": entry} if isinstance(entry, str) else {k: v for k, v in entry.items() if v is not None and k != "split"}
     if entry["name"] not in DATAMODULES:
         raise ConfigError(f"{path}: datasets: unknown dataset {entry['name']!r}{closest(entry['name'], DATAMODULES)} (known: {', '.join(sorted(DATAMODULES))})")
     if data_root is not None:

@@ -21,7 +21,8 @@ import pandas as pd
 from datamodules.atomic import atomic_write_text
 
 SCHEMA_VERSION = 1
-DESCRIPTIVE_METHOD_KEYS = ("title", "paper", "profile", "deviations", "file")  # words about a method, not settings of it
+# words about a method, and its search space (a draw's values are in the settings), not settings of a run
+DESCRIPTIVE_METHOD_KEYS = ("title", "paper", "profile", "deviations", "file", "search_space")
 PATH_DATASET_KEYS = ("root", "data_root")  # where the data lies, not what it is (the split hash says that)
 # what the leaderboard reads from every result; a file without one of them is skipped and named
 REQUIRED_KEYS = ("dataset.name", "dataset.image_size", "dataset.split_sha256", "dataset.classes", "dataset.counts",
@@ -63,13 +64,20 @@ def effective_config(spec) -> dict[str, Any]:
     config = {
         "method": {k: v for k, v in spec.method.items() if k not in DESCRIPTIVE_METHOD_KEYS},
         "dataset": {k: v for k, v in spec.dataset.items() if k not in PATH_DATASET_KEYS},
-        "data": spec.data,
+        "data": _data_settings(spec.data),
         "trainer": spec.trainer,
         "grid_search": spec.grid_search,
     }
     if getattr(spec, "stages", None):  # a chain: every stage's resolved dataset and settings
-        config["stages"] = [{**stage, "dataset": {k: v for k, v in stage["dataset"].items() if k not in PATH_DATASET_KEYS}} for stage in spec.stages]
+        config["stages"] = [{**stage, "dataset": {k: v for k, v in stage["dataset"].items() if k not in PATH_DATASET_KEYS},
+                             "data": _data_settings(stage["data"])} for stage in spec.stages]
     return json.loads(json.dumps(_json_safe(config), sort_keys=True, default=str))
+
+
+def _data_settings(data: dict) -> dict:
+    """Data settings as fingerprinted: an unset ``held_out`` (a patient split) is left out, so the fingerprints of
+    runs written before source splits existed still match."""
+    return {k: v for k, v in data.items() if not (k == "held_out" and v is None)}
 
 
 def fingerprint(config: dict[str, Any]) -> str:

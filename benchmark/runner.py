@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 DATA_KEYS = (
     "image_size", "batch_size", "eval_batch_size", "num_workers", "split_seed", "val_fraction", "test_fraction",
     "augmentation", "augment_classes", "normalization", "channels", "balanced_sampling", "expansion", "class_names", "class_map",
-    "balanced_per_class", "lung_crop",
+    "balanced_per_class", "lung_crop", "held_out",
 )
 
 
@@ -87,9 +87,13 @@ class TrainingThroughput(pl.Callback):
 
 
 def build_datamodule(spec, *, out_dir: Path, cache_dir: Path) -> CXRDataModule:
-    entry = spec.dataset
+    return datamodule_for(spec.dataset, spec.data, cache_dir=cache_dir, split_dir=out_dir / "splits", seed=spec.seed)
+
+
+def datamodule_for(entry: dict, data: dict, *, cache_dir: Path, split_dir: Path | None, seed: int) -> CXRDataModule:
+    """The DataModule of a suite's dataset ``entry`` with data settings ``data`` (split files under ``split_dir``)."""
     cls = get_datamodule_class(entry["name"])
-    kwargs = {k: spec.data[k] for k in (*DATA_KEYS, "pair_sampling") if k in spec.data}
+    kwargs = {k: data[k] for k in (*DATA_KEYS, "pair_sampling") if k in data}
     kwargs.update(entry.get("options", {}))
     if "root" in entry:
         root = Path(entry["root"])
@@ -97,7 +101,7 @@ def build_datamodule(spec, *, out_dir: Path, cache_dir: Path) -> CXRDataModule:
         root = cls.locate(entry["data_root"])
     else:
         root = None  # the synthetic set lives in the cache folder
-    return cls(root, cache_dir=cache_dir, split_dir=out_dir / "splits", sampling_seed=spec.seed, **kwargs)
+    return cls(root, cache_dir=cache_dir, split_dir=split_dir or Path(cache_dir) / "splits", sampling_seed=seed, **kwargs)
 
 
 def build_task(spec, datamodule: CXRDataModule) -> pl.LightningModule:
@@ -240,6 +244,12 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
         _chain_fields(result, fitted["stages"], evaluation["metrics"], intervals["ci"])
     if search is not None:
         result["grid_search"] = search
+    if spec.draw:  # a fair sweep's draw: its number, values and budget (benchmark/tuning.py)
+        result["tuning"] = spec.draw
+    result["selection"] = selection_record(spec.data.get("held_out"))
+    if spec.data.get("held_out"):  # the metrics above are the held-out source's; the in-source test beside them
+        result["held_out"] = {**spec.data["held_out"], **(datamodule.describe().get("held_out") or {}),
+                              "in_source": score_in_source(task, datamodule, spec.statistics)}
     if spec.leaderboard:
         result["leaderboard_options"] = spec.leaderboard
     write_result(result_path(out_dir, spec.run_id), result)
@@ -254,10 +264,29 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
     return result
 
 
-def score_test(datamodule: CXRDataModule, index, scores, labels, statistics: dict | None) -> tuple[dict, dict]:
+def selection_record(held_out: dict | None) -> dict[str, Any]:
+    """The rule the run's checkpoint was chosen by (benchmark/selection.py chooses its configuration later)."""
+    if held_out and held_out.get("validation") == "source":
+        return {"checkpoint": "leave-one-source-out-validation", "val_source": held_out.get("val_source")}
+    return {"checkpoint": "validation", "val_source": None}
+
+
+def score_in_source(task, datamodule: CXRDataModule, statistics: dict | None) -> dict[str, Any] | None:
+    """A leave-one-source-out run's in-source test (the training sources' own test patients, WILDS's ID test):
+    metrics, patient-level CIs and size; None when the split holds no such patient."""
+    from benchmark.external.trained_run import score_loader
+
+    if len(datamodule.frames.get("test_in_source", ())) == 0:
+        return None
+    scores, labels = score_loader(task, datamodule.in_source_test_dataloader(), datamodule)
+    evaluation, intervals = score_test(datamodule, torch.arange(len(labels)), scores, labels, statistics, split="test_in_source")
+    return {"metrics": evaluation["metrics"], "ci": intervals["ci"], "n_images": evaluation["n_images"]}
+
+
+def score_test(datamodule: CXRDataModule, index, scores, labels, statistics: dict | None, split: str = "test") -> tuple[dict, dict]:
     """(evaluation, bootstrap summary) of de-duplicated test predictions: the metrics and their patient-level CIs."""
     evaluation = evaluate(scores, labels, datamodule.class_names, multilabel=datamodule.multilabel)
-    patients = datamodule.frames["test"]["patient_id"].to_numpy()[index.numpy()]
+    patients = datamodule.frames[split]["patient_id"].to_numpy()[index.numpy()]
     intervals = bootstrap_metrics(scores.numpy(), labels.numpy(), patients, datamodule.class_names, multilabel=datamodule.multilabel, **(statistics or {}))
     return evaluation, intervals
 

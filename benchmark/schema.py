@@ -66,6 +66,16 @@ class PairSamplingConfig(Section):
     images_per_batch: PositiveInt | None = None
 
 
+class HeldOutSplit(Section):
+    """A split that holds out whole sources (datamodules/source_split.py): ``test`` sources are the test split, the
+    rest train, validate (random patients, or a whole ``val_source``) and test in-source (WILDS's ID test)."""
+
+    field: str = "auto"  # the manifest column naming each image's source; auto: `component` of a combined task, else `source`
+    test: Annotated[list[str], Field(min_length=1)]
+    validation: Literal["random", "source"] = "random"
+    val_source: str | None = None
+
+
 class DataConfig(Section):
     image_size: Annotated[int, Field(ge=8, le=4096)] = 224
     batch_size: PositiveInt = 16
@@ -85,6 +95,7 @@ class DataConfig(Section):
     class_names: list[str] | None = None
     class_map: dict[str, str] | None = None
     lung_crop: bool = False  # crop each image to its lung region before the resize (siamese paper 3.3.1; cache.py)
+    held_out: HeldOutSplit | None = None  # a leave-one-source-out split (datamodules/source_split.py); set by the suite's `split:`
 
     @model_validator(mode="after")
     def _fractions_leave_a_train_split(self) -> DataConfig:
@@ -486,6 +497,54 @@ class ClassifierModel(Section):
         return self
 
 
+# ----- fair comparison: search spaces, tuning budgets, source splits (benchmark/tuning.py, datamodules/source_split.py) -----
+class Distribution(Section):
+    """One hyper-parameter's prior in a search space: ``{log_uniform: [low, high]}``, ``{uniform: [low, high]}``,
+    ``{int_uniform: [low, high]}`` (both ends included) or ``{choice: [values]}``."""
+
+    log_uniform: tuple[PositiveFloat, PositiveFloat] | None = None
+    uniform: tuple[float, float] | None = None
+    int_uniform: tuple[int, int] | None = None
+    choice: Annotated[list[Any], Field(min_length=1)] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Distribution:
+        given = [name for name in type(self).model_fields if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"a distribution needs exactly one of log_uniform, uniform, int_uniform, choice (got {', '.join(given) or 'none'})")
+        bounds = getattr(self, given[0])
+        if given[0] != "choice" and not bounds[0] < bounds[1]:
+            raise ValueError(f"{given[0]}: low must be below high (got {list(bounds)})")
+        return self
+
+
+SELECTION_RULES = ("validation", "leave-one-source-out-validation", "oracle")
+
+
+class TuningOptions(Section):
+    """A fair sweep (DomainBed, Gulrajani and Lopez-Paz 2021): every method gets the same ``draws`` random draws from
+    its ``search_space`` (draw 0 = its paper defaults), each trained ``trials`` times (seeds 0..trials-1), reproducible
+    from ``seed``; ``select`` names the rule that picks each method's draw for the main and claims tables (``oracle``,
+    chosen on test data, is only ever shown as a labelled upper bound: ``python -m benchmark collect --select oracle``)."""
+
+    draws: PositiveInt = 1
+    trials: PositiveInt = 1
+    seed: int = 0
+    select: Literal["validation", "leave-one-source-out-validation"] = "validation"
+
+
+class SourceSplitOptions(Section):
+    """``split: {by: source, test: NAME | [NAMES] | each}``: hold out whole sources as the test split (``each``: one
+    run per source that holds at least two of the task's classes). A source is a dataset of a combined task, or the
+    per-image ``source`` field of one dataset (``field``). ``val_source``: the training source a
+    leave-one-source-out-validation sweep validates on (default: the first in sorted order with two classes)."""
+
+    by: Literal["source"] = "source"
+    test: str | Annotated[list[str], Field(min_length=1)]
+    field: str = "auto"
+    val_source: str | None = None
+
+
 # ----- method and suite files -----
 class MethodFile(Section):
     """A method file after its ``extends:`` chain is merged; ``id`` and ``file`` are set by the loader. The
@@ -509,6 +568,9 @@ class MethodFile(Section):
     trainer: dict[str, Any] = {}
     monitor: Monitor = Monitor()
     grid_search: dict[str, Any] | None = None  # benchmark/config.py parse_grid parses it; every point is validated
+    # {dotted key: distribution}: the method's hyper-parameter space of a fair sweep (benchmark/tuning.py); draw 0 = the
+    # values above (the paper's)
+    search_space: dict[str, Distribution] | None = {}  # null: none (drops an inherited space)
     stages: list[StageConfig] | None = None  # a chain (benchmark/chain.py); None: one training on the suite's dataset
     deviations: list[str] = []
 
@@ -542,6 +604,7 @@ class DatasetEntry(Section):
     name: str
     root: str | None = None
     options: dict[str, Any] = {}  # checked against the DataModule's own arguments (dataset_options)
+    split: SourceSplitOptions | None = None  # over the suite's `split:` for this dataset
 
 
 class ExternalEntry(Section):
@@ -665,6 +728,17 @@ class SuiteFile(Section):
     statistics: StatisticsOptions = StatisticsOptions()
     launcher: LauncherConfig = LauncherConfig()
     explain: ExplainOptions | None = None  # explanations and shortcut probes after every run (benchmark/explain/)
+    split: SourceSplitOptions | None = None  # a leave-one-source-out split for every dataset (an entry's own wins)
+    tuning: TuningOptions | None = None  # a fair sweep: equal random-search budgets and a declared selection rule
+
+    @model_validator(mode="after")
+    def _selection_needs_sources(self) -> SuiteFile:
+        if self.tuning and self.tuning.select == "leave-one-source-out-validation":
+            entries = [e for e in self.datasets if not isinstance(e, DatasetEntry) or e.split is None]
+            if self.split is None and entries:
+                raise ValueError("tuning.select: leave-one-source-out-validation validates on a held-out training source; "
+                                 "it needs a `split: {by: source, test: ...}` for every dataset")
+        return self
 
 
 # ----- the claims table (configs/claims/papers.yaml, benchmark/claims.py) -----

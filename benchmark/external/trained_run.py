@@ -179,9 +179,16 @@ def score(run: TrainedRun, array_path: Path, rows: np.ndarray, targets: np.ndarr
                                 channels=int(norm.get("channels", 1)))
     loader = DataLoader(CachedImageDataset(array_path, rows, targets, transform), batch_size=dm.eval_batch_size, shuffle=False,
                         num_workers=dm.num_workers)
-    task = run.load_task()
+    return score_loader(run.load_task(), loader, dm)
+
+
+def score_loader(task, loader: DataLoader, dm) -> tuple[torch.Tensor, torch.Tensor]:
+    """Scores and targets of every batch of ``loader`` (in dataset order) by ``task``'s own ``test_step``, without a
+    Trainer; the siamese net's class templates come from ``dm``'s training split."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     task.to(device)
+    was_training = task.training
+    task.eval()
     task._test_outputs = []  # what on_test_epoch_start sets: test_step appends (index, scores, labels)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*self.log.*")  # test_step logs its loss; there is no Trainer to log to
@@ -189,6 +196,7 @@ def score(run: TrainedRun, array_path: Path, rows: np.ndarray, targets: np.ndarr
             task.templates = task.compute_templates(dm.train_eval_dataloader())
         for i, batch in enumerate(loader):
             task.test_step({k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}, i)
+    task.train(was_training)
     index, scores, labels = (torch.cat([o[i].cpu() for o in task._test_outputs]) for i in range(3))
     order = torch.argsort(index)
     return scores[order], labels[order]
