@@ -160,3 +160,24 @@ def balanced_multilabel_subset(manifest: pd.DataFrame, classes, per_class: int |
     if no_finding and len(empty):
         chosen[rng.choice(empty, min(no_finding, len(empty)), replace=False)] = True
     return manifest[chosen].reset_index(drop=True)
+
+
+@READERS.register()
+class CovidNormalSourcesReader(CombinedReader):
+    """COVID-19 vs normal from several sources, for leave-one-source-out tests (``split: {by: source, test: each}``,
+    benchmark/held_out.py): COVID-19 and normal images of the COVID-19 Radiography Database and of the Cohen
+    collection (its 'No Finding' images), Figure 1 and Actualmed COVID-19 images when present, and Kermany's
+    paediatric normals. Each component is a source; held out in turn, each COVID-19 source with normals of its own
+    is tested on images from a source the model never saw (Kermany, normals only, always trains). Official splits
+    are not kept (a source split ignores them). Without data, phantoms of three sites stand in."""
+
+    name = "covid_normal_sources"
+    classes = (COVID, NORMAL)
+    synthetic_stand_in = ("synthetic", {"sources": 3})  # their pneumonias are non-COVID under the suites' map
+    components = (
+        Component("covid19_radiography", "radiography", labels=_identity(COVID, NORMAL), options={"task": "three_class"}, official_split=False),
+        Component("cohen_covid", "cohen", labels=_identity(COVID, NORMAL), options={"task": "three_class"}, official_split=False),
+        Component("kermany_pneumonia", "kermany", labels=_identity(NORMAL), options={"task": "binary"}, official_split=False),
+        Component("figure1_covid", "figure1", labels=_identity(COVID), options={"task": "three_class"}, official_split=False, required=False),
+        Component("actualmed_covid", "actualmed", labels=_identity(COVID), options={"task": "three_class"}, official_split=False, required=False),
+    )
