@@ -32,7 +32,8 @@ def budget(runs: list[dict]) -> str:
     """``3 draws x 2 trials``, ``grid 129 points`` or ``paper defaults x 3 seeds``."""
     tuning, grid = runs[0].get("tuning"), runs[0].get("grid_search")
     if tuning:
-        return f"{tuning.get('draws', 1)} draws x {tuning.get('trials', len(runs))} trials"
+        draws, trials = tuning.get("draws", 1), tuning.get("trials", len(runs))
+        return f"{draws} draw{'s' * (draws != 1)} x {trials} trial{'s' * (trials != 1)}"
     if grid and grid.get("points"):
         return f"grid {len(grid['points'])} points"
     return f"paper defaults x {len(runs)} seeds"

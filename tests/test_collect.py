@@ -75,3 +75,12 @@ def test_cli_prints_tables_and_refuses_unknown_rules_and_empty_folders(tmp_path,
     (tmp_path / "empty").mkdir()
     assert main(["collect", str(tmp_path / "empty"), "--select", "validation"]) == 2
     assert "no usable result files" in capsys.readouterr().err
+
+
+def test_an_untuned_store_gets_no_fair_section_and_keeps_every_run(tmp_path):
+    for seed in (0, 1):
+        fair_result(tmp_path, "b", 0, seed, 0.8, 0.65, tuned=False)
+    results = read_results(tmp_path / "results")[0]
+    page = render(results, source=str(tmp_path / "results"))
+    assert "## Fair comparison" not in page and "| b | 0,1 |" in page
+    assert "Model selection: validation (checkpoint only, untuned). Budget: b: paper defaults x 2 seeds." in page
