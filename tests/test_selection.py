@@ -132,3 +132,13 @@ def test_a_rule_applies_only_to_runs_of_its_checkpoint(tmp_path):
     assert selected_results(results, "validation") == [] and len(RULES) == 3
     with pytest.raises(ValueError, match="unknown selection rule"):
         select(results, "best")
+
+
+def test_a_recorded_oracle_rule_never_chooses_the_leaderboards_rows(tmp_path):
+    from benchmark.selection import rule_of, selected_by_recorded_rule
+
+    for draw, val, accuracy in ((0, 0.9, 0.5), (1, 0.6, 0.95)):
+        fair_result(tmp_path, "a", draw, 0, val, accuracy, select="oracle")
+    results = read_results(tmp_path / "results")[0]
+    assert {rule_of(r) for r in results} == {"validation"}
+    assert [r["tuning"]["draw"] for r in selected_by_recorded_rule(results)] == [0]
