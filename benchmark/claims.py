@@ -137,14 +137,16 @@ def claim_rows(claims: list[dict], results: list[dict], *, n_resamples: int = DE
     return rows
 
 
-def claims_section(claims: list[dict], results: list[dict], *, source: str, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0) -> list[str]:
-    """The leaderboard's claims table as markdown lines."""
+def claims_section(claims: list[dict], results: list[dict], *, source: str, n_resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
+                   rule: str = "validation") -> list[str]:
+    """The leaderboard's claims table as markdown lines; ``results`` are the draws chosen by ``rule`` (benchmark/selection.py)."""
     lines = ["## Claims of the papers, re-tested on the shared split", "",
              f"From `{source}`. Each row tests one headline claim with this suite's results: the paper's numbers, ours with "
              f"95% patient-level bootstrap CIs ({n_resamples} resamples, seed {seed}, stratified by class; several seeds: "
              "the metric of their mean), and for a comparison the paired difference a − b on the same test images with its "
              "CI and bootstrap p (DeLong's test for an AUROC). Supported: the CI lies above 0; contradicted: below 0; "
-             "inconclusive: it crosses 0. Quick-profile and synthetic results are pipeline checks and never evidence.", ""]
+             "inconclusive: it crosses 0. Quick-profile and synthetic results are pipeline checks and never evidence. "
+             f"Tuned methods enter with the configuration chosen by model selection `{rule}` (never the oracle).", ""]
     header = ["Paper", "Claim", "Source", "Paper's numbers", "Table", "Ours", "Difference a − b [95% CI]", "Verdict"]
     lines += ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in claim_rows(claims, results, n_resamples=n_resamples, seed=seed):

@@ -1,4 +1,4 @@
-"""Command line: ``python -m benchmark run | leaderboard | data-report | evaluate | explain | download | list``."""
+"""Command line: ``python -m benchmark run | leaderboard | collect | data-report | evaluate | explain | download | list``."""
 
 from __future__ import annotations
 
@@ -56,6 +56,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     board = commands.add_parser("leaderboard", help="rewrite the leaderboard from the result files")
     _common_out(board)
+
+    gather = commands.add_parser("collect", help="fair-comparison tables (model selection, budgets, held-out sources) from the result files")
+    gather.add_argument("results_dir", type=Path, help="an --out folder or its results/ folder")
+    gather.add_argument("--select", required=True, metavar="RULE", help="model-selection rule: validation, leave-one-source-out-validation or oracle (an upper bound)")
+    gather.add_argument("--format", choices=["markdown", "latex", "csv"], default="markdown")
+    gather.add_argument("--metric", help="headline test metric (default: balanced_accuracy; auroc for multi-label)")
+    gather.add_argument("--out", type=Path, help="write the tables to this file instead of stdout")
 
     report = commands.add_parser("data-report", help="images, patients, problems and duplicates per split and class of one dataset")
     report.add_argument("name", help="dataset name (see `list`)")
@@ -257,6 +264,19 @@ def cmd_leaderboard(args) -> int:
     return 0
 
 
+def cmd_collect(args) -> int:
+    from benchmark.collect import collect
+    from datamodules.atomic import atomic_write_text
+
+    text = collect(args.results_dir, args.select, args.format, args.metric)
+    if args.out:
+        atomic_write_text(args.out, text)
+        print(f"tables written: {args.out}")
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
 def cmd_data_report(args) -> int:
     from benchmark.config import ConfigError
     from benchmark.data_report import data_report, format_report
@@ -351,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
     # the command a result cites; --resume only decides which runs happen, not what they compute
     args.command_line = " ".join(["python -m benchmark"] + [shlex.quote(a) for a in argv if a != "--resume"])
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    handlers = {"run": cmd_run, "leaderboard": cmd_leaderboard, "data-report": cmd_data_report, "evaluate": cmd_evaluate, "explain": cmd_explain, "download": cmd_download, "list": cmd_list}
+    handlers = {"run": cmd_run, "leaderboard": cmd_leaderboard, "collect": cmd_collect, "data-report": cmd_data_report, "evaluate": cmd_evaluate, "explain": cmd_explain, "download": cmd_download, "list": cmd_list}
     try:
         return handlers[args.command](args)
     except (ConfigError, DatasetNotFoundError, ManifestError, LeakageError, StartWeightsError) as error:

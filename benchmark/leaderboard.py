@@ -38,6 +38,7 @@ from benchmark.explain.table import explain_section, explanation_pngs, read_expl
 from benchmark.external.table import external_section, read_external_results
 from benchmark.paired_table import paired_section
 from benchmark.results import changed_keys, prediction_arrays, read_results, table_key
+from benchmark.selection import is_tuned, rule_of, selected_by_recorded_rule
 from datamodules.atomic import atomic_write_text
 
 HEADLINE = [("accuracy", "Accuracy"), ("balanced_accuracy", "Balanced acc."), ("f1", "Macro F1"), ("auroc", "Macro AUROC"), ("ece", "ECE")]
@@ -99,6 +100,10 @@ def _group_title(result: dict) -> str:
     if dataset.get("synthetic"):
         stands_in = f", standing in for {dataset['stands_in_for']}" if dataset.get("stands_in_for") else ""
         title = f"SYNTHETIC: {title} (generated phantoms{stands_in})"
+    held = dataset.get("held_out") or result.get("held_out")
+    if held:  # a leave-one-source-out run: its test split is a whole source
+        sources = held if isinstance(held, (str, list)) else held.get("test") or []
+        title += f" · held out: {', '.join([sources] if isinstance(sources, str) else sources)}"
     return title
 
 
@@ -144,6 +149,7 @@ def _group_section(results: list[dict], link_base: str = "") -> list[str]:
     commands = sorted({r["command"] for r in results if r.get("command")})
     if commands:
         lines.append("Reproduce: " + "; ".join(f"`{c}`" for c in commands) + ".")
+    lines.append(_selection_caption(results))
     lines.append("")
     multilabel = bool(dataset.get("multilabel"))
     headline = HEADLINE_MULTILABEL if multilabel else HEADLINE
@@ -177,6 +183,29 @@ def _group_section(results: list[dict], link_base: str = "") -> list[str]:
     lines.append("")
     lines += _gain_section(results, rows, classes)
     return lines
+
+
+def _selection_caption(results: list[dict]) -> str:
+    """Which model-selection rule chose the rows' configurations, and each row's budget (benchmark/collect.py)."""
+    from benchmark.collect import budget
+
+    rules = sorted({rule_of(r) for r in results if is_tuned(r)}) or ["validation (checkpoint only, untuned)"]
+    budgets = "; ".join(f"{label}: {budget(runs)}" for label, runs in _method_rows(results).items())
+    return f"Model selection: {', '.join(rules)}. Budget: {budgets}."
+
+
+def fair_section(results: list[dict]) -> list[str]:
+    """Collect's tables for each recorded rule (with the held-out table of leave-one-source-out runs) and the oracle
+    upper bound; empty for a store without tuned or leave-one-source-out runs."""
+    from benchmark.collect import markdown
+
+    if not any(is_tuned(r) or r.get("held_out") for r in results):
+        return []
+    lines = ["## Fair comparison", "", "Each method's configuration is chosen by the named rule from the same budget of "
+             "hyper-parameter draws (benchmark/selection.py, DomainBed-style); cells: mean ± standard error over trials [95% CI].", ""]
+    for rule in sorted({rule_of(r) for r in results}):
+        lines += markdown(results, rule)
+    return lines + markdown(results, "oracle")
 
 
 def _plot_links(rows: dict[str, list[dict]], link_base: str) -> list[str]:
@@ -347,6 +376,7 @@ def render(results: list[dict[str, Any]], *, source: str, store: str | None = No
         "the predicted scores; ECE is the expected calibration error of the top-label confidence (15 bins).",
         "",
     ]
+    everything, results = results, selected_by_recorded_rule(results)  # tables and claims see the chosen draws only
     link_base = f"{Path(store or source).parent.as_posix()}/" if Path(store or source).parent != Path(".") else ""  # plots: relative to --out
     if explanations:  # each explained run's PNGs beside its plots (joined by run and configuration fingerprint)
         results = [{**r, "_explanation_pngs": explanation_pngs(r, explanations)} for r in results]
@@ -357,6 +387,7 @@ def render(results: list[dict[str, Any]], *, source: str, store: str | None = No
     # before its merged (e.g. binary) versions
     for key in sorted(groups, key=lambda k: (not groups[k][0]["dataset"].get("synthetic"), k[0], k[1], -len(k[3]), k)):
         lines += _group_section(groups[key], link_base)
+    lines += fair_section(everything)
     lines += stage_auroc_section(results)
     lines += pretraining_section(results, relative_to=Path.cwd())
     if external:
@@ -364,7 +395,7 @@ def render(results: list[dict[str, Any]], *, source: str, store: str | None = No
     if explanations:
         lines += explain_section(results, explanations, link_base=link_base)
     if claims is not None:
-        lines += claims_section(claims, results, source=source)
+        lines += claims_section(claims, results, source=source, rule=", ".join(sorted({rule_of(r) for r in results})))
     lines += _notes(results)
     return "\n".join(lines).rstrip() + "\n"
 
