@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from datamodules.grouping import DuplicateSearch
 from datamodules.readers import READERS
 from datamodules.readers.covid19_radiography import PATIENT_MAP, Covid19RadiographyReader
 
@@ -32,6 +33,7 @@ GENERATOR_VERSION = 2
 LAYOUT_DIR = "COVID-19_Radiography_Dataset"
 CLASS_FOLDERS = {"COVID-19": "COVID", "normal": "Normal", "pneumonia": "Viral Pneumonia"}
 MARKER = "synthetic.json"
+IDENTICAL_PIXELS_ONLY = 2.0  # a pixel correlation no pair reaches: only equal cached pixels make a duplicate pair
 MARKER_SIDE = 0.11  # of the image side: the planted square ends before the central field (x0 = 0.12), also after a resize
 
 
@@ -209,8 +211,10 @@ class SyntheticReader(Covid19RadiographyReader):
     name = "synthetic"
     is_synthetic = True
     # Phantoms share one anatomical template: different patients correlate like copies, so grouping by duplicates
-    # would merge most of them. They are generated, never copied, so there is nothing to group.
+    # would merge most of them. They are generated, never copied, so there is nothing to group; when grouping is
+    # asked for (group_duplicates, or a held_out split, which always groups) only copies with identical pixels count.
     group_duplicates_by_default = False
+    duplicate_search = DuplicateSearch(max_distance=0, min_correlation=IDENTICAL_PIXELS_ONLY)
     classes = ("COVID-19", "normal", "pneumonia")
 
     def __init__(self, root: str | Path | None = None, *, patients_per_class: int = 100, generator_seed: int = 0,
