@@ -45,7 +45,11 @@ def _from_reader(attribute: str) -> property:
 
 
 class CXRDataModule(pl.LightningDataModule):
-    """A reader's dataset as train/val/test loaders; every argument but ``reader`` is a pipeline option."""
+    """A reader's dataset as train/val/test loaders; every argument but ``reader`` is a pipeline option.
+
+    ``held_out`` ({field, test, validation, val_source}, source_split.py): a leave-one-source-out split, whose test
+    split is the images of the ``test`` sources; its in-distribution test of the training sources is
+    ``in_source_test_dataloader()``."""
 
     def __init__(
         self,
@@ -274,7 +278,7 @@ class CXRDataModule(pl.LightningDataModule):
         if self.held_out:  # a held-out source's duplicates are counted as such, not as clashes with a fixed split
             split = self.held_out_split()
             duplicates = count_source_duplicates(split, split["official_excluded"])
-            self.excluded[FIXED_SPLIT_CLASH] -= sum(duplicates.values())
+            self.excluded[FIXED_SPLIT_CLASH] = max(0, self.excluded[FIXED_SPLIT_CLASH] - sum(duplicates.values()))
             self.excluded.update(duplicates)
 
     def _count_exclusions(self) -> None:

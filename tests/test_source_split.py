@@ -159,6 +159,7 @@ def test_copies_of_a_held_out_component_are_excluded_and_counted(combined_root, 
     assert (split.loc[copies, "split"] == EXCLUDED).all()
     assert dm.excluded["duplicate_of_held_out_source"] == int(copies.sum())
     assert dm.describe()["held_out"]["duplicates_of_held_out"] == int(copies.sum())
+    assert dm.excluded["duplicate_or_patient_of_fixed_split"] >= 0
     used = split[split["split"].isin(["train", "val", IN_SOURCE_TEST])]
     assert not set(used["group_id"]) & set(split.loc[cohen, "group_id"])
 
