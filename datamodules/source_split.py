@@ -50,14 +50,17 @@ def held_out_options(held_out: dict[str, Any], *, name: str = "held_out") -> dic
     return options
 
 
+def _safe(text) -> str:
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", str(text))
+
+
 def held_out_tag(options: dict[str, Any]) -> str:
     """The split file name's part naming the held-out sources (filesystem-safe; long lists end in a hash)."""
-    safe = lambda text: re.sub(r"[^A-Za-z0-9_.+-]", "_", str(text))  # noqa: E731
-    tag = "loso-" + "+".join(safe(t) for t in sorted(options["test"]))
+    tag = "loso-" + "+".join(_safe(t) for t in sorted(options["test"]))
     if options["validation"] == "source":
-        tag += f"-valsource-{safe(options['val_source'] or 'auto')}"
+        tag += f"-valsource-{_safe(options['val_source'] or 'auto')}"
     if options["field"] != "auto":
-        tag += f"-field-{safe(options['field'])}"
+        tag += f"-field-{_safe(options['field'])}"
     if len(tag) > 120:
         tag = tag[:100] + "-" + hashlib.sha256(tag.encode()).hexdigest()[:12]
     return tag

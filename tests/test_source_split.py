@@ -108,6 +108,8 @@ def test_validation_source_holds_out_a_whole_training_site_as_val(phantom_cache,
 def test_unknown_source_is_an_error_naming_field_name_and_known_sources(phantom_cache, tmp_path):
     with pytest.raises(ManifestError, match=r"source='site9'.*site0 \(\d+ images\), site1 \(\d+ images\), site2"):
         _phantoms(phantom_cache, tmp_path, held_out={"test": ["site9"]})
+    with pytest.raises(ManifestError, match=r"val_source: no image has source='site7'"):
+        _phantoms(phantom_cache, tmp_path, held_out={"test": ["site1"], "validation": "source", "val_source": "site7"})
     with pytest.raises(ValueError, match="unknown keys"):
         DATAMODULES["synthetic"](cache_dir=phantom_cache, held_out={"test": ["site0"], "tset": 1})
     with pytest.raises(ValueError, match="val_source"):
