@@ -28,7 +28,12 @@ from datamodules.missing import MISSING_POLICIES, screen_paths
 from datamodules.readers.base import DatasetNotFoundError, Reader
 from datamodules.sampling import PairSampling, expansion_factors, pair_loader, train_sampler
 from datamodules.split_read import read_split
-from datamodules.splits import EXCLUDED, SPLITS, assert_patient_disjoint, assign_splits, read_split_csv, write_split_csv
+from datamodules.source_split import (HELD_OUT_DUPLICATE, VAL_SOURCE_DUPLICATE, assign_source_splits, check_held_out_classes,
+                                      check_sources, count_source_duplicates, held_out_options, held_out_tag, source_counts,
+                                      source_field)
+from datamodules.split_read import resolved
+from datamodules.splits import (EXCLUDED, IN_SOURCE_TEST, SPLITS, USED_SPLITS, assert_patient_disjoint, assign_splits, read_split_csv,
+                                write_split_csv)
 from datamodules.transforms import build_transform, check_inputs, generator_states, normalization_values, set_generator_states
 
 log = logging.getLogger(__name__)
@@ -40,7 +45,11 @@ def _from_reader(attribute: str) -> property:
 
 
 class CXRDataModule(pl.LightningDataModule):
-    """A reader's dataset as train/val/test loaders; every argument but ``reader`` is a pipeline option."""
+    """A reader's dataset as train/val/test loaders; every argument but ``reader`` is a pipeline option.
+
+    ``held_out`` ({field, test, validation, val_source}, source_split.py): a leave-one-source-out split, whose test
+    split is the images of the ``test`` sources; its in-distribution test of the training sources is
+    ``in_source_test_dataloader()``."""
 
     def __init__(
         self,
@@ -69,6 +78,7 @@ class CXRDataModule(pl.LightningDataModule):
         class_map: dict[str, str] | None = None,
         group_duplicates: bool | None = None,
         lung_crop: bool = False,
+        held_out: dict[str, Any] | None = None,
     ):
         super().__init__()
         self.reader = reader
@@ -108,6 +118,12 @@ class CXRDataModule(pl.LightningDataModule):
         reader.missing_policy = missing
         self.missing_policy = missing
         self.group_duplicates = reader.group_duplicates_by_default if group_duplicates is None else bool(group_duplicates)
+        # leave-one-source-out (source_split.py): whole sources held out as the test split. Duplicates are always
+        # grouped then, as a held-out image's copies in other sources are kept out of training by their group_id.
+        self.held_out = held_out_options(held_out, name=self.name) if held_out else None
+        if self.held_out:
+            self.group_duplicates = True
+        self.source_field: str | None = None  # the manifest column the held-out sources are values of (set in _prepare)
         # siamese paper 3.3.1: every image cropped to its lung region before the resize (cache.py); the split is unchanged
         self.lung_crop = bool(lung_crop)
         self.duplicate_pairs: pd.DataFrame | None = None  # the pairs the grouping stage found, when it ran
@@ -139,7 +155,9 @@ class CXRDataModule(pl.LightningDataModule):
     @property
     def split_path(self) -> Path:
         tag = f"seed{self.split_seed}-val{self.val_fraction:g}-test{self.test_fraction:g}"
-        if self.group_duplicates != self.reader.group_duplicates_by_default:  # the default keeps the old names
+        if self.held_out:  # grouping is implied by a held-out split, so its name does not repeat it
+            tag += "-" + held_out_tag(self.held_out)
+        elif self.group_duplicates != self.reader.group_duplicates_by_default:  # the default keeps the old names
             tag += "-dupgroups" if self.group_duplicates else "-nodupgroups"
         stem = f"{self.name}-{self.variant}" if self.variant else self.name
         return self.split_dir / f"{stem}-{tag}.csv"
@@ -164,19 +182,58 @@ class CXRDataModule(pl.LightningDataModule):
                         len(manifest) + len(self.rejected))
         if self.reader.needs_duplicates:  # the manifest itself depends on them (views, fixed test sets)
             manifest = self._group(manifest, cache)
+        if self.held_out:
+            self.source_field = source_field(manifest, self.held_out["field"])
         with file_lock(self.split_path.with_suffix(".lock")):
             if not self.split_path.exists():
                 usable = manifest[~manifest["path"].isin(problems)].reset_index(drop=True)
                 self._check_classes(usable.loc[usable["official_split"] != EXCLUDED, "label"], f"the usable images of {self.root}")
                 if self.group_duplicates and "group_id" not in usable.columns:
                     usable = self._group(usable, cache)
-                split = assign_splits(usable, seed=self.split_seed, val_fraction=self.val_fraction, test_fraction=self.test_fraction)
+                if self.held_out:
+                    split = self._source_split(usable)
+                else:
+                    split = assign_splits(usable, seed=self.split_seed, val_fraction=self.val_fraction, test_fraction=self.test_fraction)
                 write_split_csv(usable, split, self.image_root, self.split_path)
                 log.info("%s: wrote shared split %s", self.name, self.split_path)
             else:
                 log.info("%s: reusing shared split %s", self.name, self.split_path)
         self.manifest, self._cache = manifest, cache
         return cache
+
+    def _task_labels(self, frame: pd.DataFrame) -> pd.Series:
+        """Each row's task label as setup() will see it (class map, requested classes); None = outside the task."""
+        labels = frame["label"]
+        if self.class_map:
+            labels = labels.map(lambda label: self.class_map.get(label, self.class_map.get("*")))
+        if self.requested_classes and not self.multilabel:
+            labels = labels.where(labels.isin(self.requested_classes), None)
+        return labels
+
+    def _source_split(self, usable: pd.DataFrame) -> pd.Series:
+        """A leave-one-source-out split (source_split.py), after checking that each held-out source can be scored."""
+        labels = self._task_labels(usable)
+        counts = source_counts(usable, self.source_field, labels)
+        check_sources(counts, usable[self.source_field].astype(str).value_counts(), self.held_out["test"], self.source_field, "test")
+        if not self.multilabel:
+            check_held_out_classes(counts, self.held_out["test"], f"{self.name} ({self.root}, held_out.field {self.source_field!r})")
+        options = {k: v for k, v in self.held_out.items() if k != "field"}
+        split = assign_source_splits(usable, field=self.source_field, **options, seed=self.split_seed, val_fraction=self.val_fraction,
+                                     test_fraction=self.test_fraction, labels=labels)
+        log.info("%s: held out %s (%s) as the test split; %d duplicates of their images in other sources excluded", self.name,
+                 ", ".join(self.held_out["test"]), self.source_field, split.attrs[HELD_OUT_DUPLICATE])
+        return split
+
+    def held_out_split(self) -> pd.DataFrame:
+        """The split file's rows with each image's ``source`` (the held-out field) and whether an official split
+        excluded it (``official_excluded``): what describe() and the exclusion counts of a LOSO split read."""
+        split = read_split_csv(self.split_path)
+        root = self.image_root.resolve()
+        paths = [resolved(root / image) for image in split["image"]]
+        manifest = self.manifest.assign(path=[resolved(p) for p in self.manifest["path"]]).drop_duplicates("path").set_index("path")
+        official = manifest["official_split"] if "official_split" in manifest.columns else pd.Series("", index=manifest.index)
+        return split.assign(source=[str(manifest[self.source_field].get(p, "")) for p in paths],
+                            official_excluded=[official.get(p, "") == EXCLUDED for p in paths])
 
     def _group(self, manifest: pd.DataFrame, cache: CachedImages) -> pd.DataFrame:
         """Stage 4 (grouping.py): find duplicates, let the reader use them, and join patients into groups."""
@@ -201,10 +258,12 @@ class CXRDataModule(pl.LightningDataModule):
 
         self.class_names = self._resolve_classes(frame)
         in_task = frame["label"].map(self._in_task)
-        self.excluded["label_outside_task"] = int((~in_task & frame["split"].isin(SPLITS)).sum())
+        self.excluded["label_outside_task"] = int((~in_task & frame["split"].isin(USED_SPLITS)).sum())
         frame = frame[in_task]
-        self._check_classes(frame.loc[frame["split"].isin(SPLITS), "label"], f"the images of {self.split_path} (dataset at {self.root})")
-        self.frames = {split: frame[frame["split"] == split].reset_index(drop=True) for split in SPLITS}
+        self._check_classes(frame.loc[frame["split"].isin(USED_SPLITS), "label"], f"the images of {self.split_path} (dataset at {self.root})")
+        # train/val/test always; a LOSO split's in-distribution test (test_in_source) when it has such rows
+        splits = SPLITS + ((IN_SOURCE_TEST,) if (frame["split"] == IN_SOURCE_TEST).any() else ())
+        self.frames = {split: frame[frame["split"] == split].reset_index(drop=True) for split in splits}
         # validation in a seeded random order, not the split file's (sorted by path, so by class folder): a limited
         # validation (``limit_val_batches``, the quick profiles) is then a random sample of every class, not one class
         self.frames["val"] = self.frames["val"].sample(frac=1.0, random_state=self.split_seed).reset_index(drop=True)
@@ -213,9 +272,14 @@ class CXRDataModule(pl.LightningDataModule):
         self.mean, self.std = train_statistics(cache, self.frames["train"]["row"].to_numpy())
         if self.expansion:  # an unknown class is an error now, not at the first train epoch
             expansion_factors(self.expansion, self.class_names)
-        self.datasets = {split: self._dataset(split, cache) for split in SPLITS}
+        self.datasets = {split: self._dataset(split, cache) for split in splits}
         if "exclusion" in self.manifest.columns:
             self._count_exclusions()
+        if self.held_out:  # a held-out source's duplicates are counted as such, not as clashes with a fixed split
+            split = self.held_out_split()
+            duplicates = count_source_duplicates(split, split["official_excluded"])
+            self.excluded[FIXED_SPLIT_CLASH] = max(0, self.excluded[FIXED_SPLIT_CLASH] - sum(duplicates.values()))
+            self.excluded.update(duplicates)
 
     def _count_exclusions(self) -> None:
         """Rows a reader marked (``exclusion``: reference, view ...) are counted by reason; duplicate pairs are
@@ -252,7 +316,7 @@ class CXRDataModule(pl.LightningDataModule):
             return [c for c in dict.fromkeys(self.class_map.values()) if c is not None]
         if self.multilabel:
             return list(self.classes)
-        present = set(frame.loc[frame["split"].isin(SPLITS), "label"])
+        present = set(frame.loc[frame["split"].isin(USED_SPLITS), "label"])
         return [c for c in self.classes if c in present] + sorted(present - set(self.classes))
 
     def _in_task(self, label: str) -> bool:
@@ -323,6 +387,13 @@ class CXRDataModule(pl.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader(self.datasets["test"])
+
+    def in_source_test_dataloader(self) -> DataLoader:
+        """A LOSO split's in-distribution test of the training sources (eval transform, like test)."""
+        if IN_SOURCE_TEST not in self.datasets:
+            raise ValueError(f"{self.name}: the split {self.split_path} has no {IN_SOURCE_TEST} images (only a held_out split with "
+                             "test_fraction > 0 has them)")
+        return self._loader(self.datasets[IN_SOURCE_TEST])
 
     @property
     def num_classes(self) -> int:

@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from datamodules.lung_regions import LUNG_BOXES_COLUMN, lung_region
+from datamodules.source_split import HELD_OUT_DUPLICATE, VAL_SOURCE_DUPLICATE
 from datamodules.split_read import resolved
 
 
@@ -43,6 +44,21 @@ def lung_crop_regions(dm) -> dict[str, int] | None:
     return counts
 
 
+def held_out_record(dm) -> dict[str, Any] | None:
+    """For a leave-one-source-out split: the held-out sources, the validation, and the images of every source in every
+    split of the split file (excluded ones too), with the duplicates kept out for the test and val sources; else None."""
+    if not getattr(dm, "held_out", None):
+        return None
+    split = dm.held_out_split()
+    per_source = {str(source): {str(s): int(n) for s, n in group["split"].value_counts().sort_index().items()}
+                  for source, group in split.groupby("source", sort=True)}
+    val = split.loc[split["split"] == "val", "source"].unique()
+    val_source = str(val[0]) if dm.held_out["validation"] == "source" and len(val) == 1 else dm.held_out["val_source"]
+    return {"field": dm.source_field, "test": list(dm.held_out["test"]), "validation": dm.held_out["validation"], "val_source": val_source,
+            "per_source": per_source, "duplicates_of_held_out": int(dm.excluded.get(HELD_OUT_DUPLICATE, 0)),
+            "duplicates_of_val_source": int(dm.excluded.get(VAL_SOURCE_DUPLICATE, 0))}
+
+
 def describe(dm) -> dict[str, Any]:
     """What a result file records about the data of a set-up DataModule: enough to tell exactly which images were used."""
     counts = {
@@ -67,4 +83,7 @@ def describe(dm) -> dict[str, Any]:
         "normalization": dm.input_normalization(),
         "lung_crop": lung_crop_regions(dm),
     }
+    held_out = held_out_record(dm)
+    if held_out is not None:  # only a LOSO split: other result files keep their keys
+        description["held_out"] = held_out
     return {**description, **dm.reader.describe_extra(dm)}

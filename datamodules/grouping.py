@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from datamodules.duplicates import DEFAULT_MAX_DISTANCE, DEFAULT_MIN_CORRELATION, duplicate_groups, find_duplicates
-from datamodules.splits import SPLITS
+from datamodules.splits import USED_SPLITS
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def summarise_duplicates(pairs: pd.DataFrame, splits: pd.DataFrame) -> dict[str,
     """Counts of duplicate pairs, and the pairs with the split of each side (``splits``: path, split)."""
     split_of = dict(zip(splits["path"], splits["split"]))
     pairs = pairs.assign(split_a=pairs["path_a"].map(split_of).fillna(""), split_b=pairs["path_b"].map(split_of).fillna(""))
-    used = pairs["split_a"].isin(SPLITS) & pairs["split_b"].isin(SPLITS)
+    used = pairs["split_a"].isin(USED_SPLITS) & pairs["split_b"].isin(USED_SPLITS)
     across = used & (pairs["split_a"] != pairs["split_b"])
     cross = pairs["source_a"] != pairs["source_b"]
     if "label_a" in pairs.columns:

@@ -50,7 +50,7 @@ def downstream_source(downstream) -> PoolSource:
     train = downstream.frames["train"]
     return PoolSource(f"downstream/{downstream.name}", Path(downstream.image_root), downstream._prepare().array_path,
                       train[["path", "row", "patient_id"]].reset_index(drop=True),
-                      {"downstream_val_test": int(len(downstream.frames["val"]) + len(downstream.frames["test"]))})
+                      {"downstream_val_test": int(sum(len(f) for split, f in downstream.frames.items() if split != "train"))})
 
 
 def extra_source(extra, downstream) -> PoolSource:
@@ -64,15 +64,16 @@ def extra_source(extra, downstream) -> PoolSource:
     frame = manifest.merge(cache.index, on="path", how="inner")
     excluded = {"unreadable": int((frame["problem"] != "").sum())}
     frame = frame[frame["problem"] == ""].reset_index(drop=True)
-    held = {split: downstream.frames[split] for split in ("train", "val", "test")}
-    held_paths = {resolved(p) for split in ("val", "test") for p in held[split]["path"]}
+    held = dict(downstream.frames)  # train/val/test, and a LOSO split's test_in_source, kept out like test
+    scored = tuple(split for split in held if split != "train")
+    held_paths = {resolved(p) for split in scored for p in held[split]["path"]}
     paths = frame["path"].map(resolved)
     same_file = paths.isin(held_paths).to_numpy()
     patient = np.zeros(len(frame), dtype=bool)
     if extra.name == downstream.name:  # same patient ids: a test patient's other images stay out too
-        patients = set(held["val"]["patient_id"]) | set(held["test"]["patient_id"])
+        patients = {p for split in scored for p in held[split]["patient_id"]}
         patient = frame["patient_id"].isin(patients).to_numpy() & ~same_file
-    pairs = split_duplicates(cache, downstream._prepare(), held, splits=("val", "test"))
+    pairs = split_duplicates(cache, downstream._prepare(), held, splits=scored)
     copies = paths.isin({resolved(p) for p in pairs["external_path"]}).to_numpy() & ~same_file & ~patient
     in_train = paths.isin({resolved(p) for p in held["train"]["path"]}).to_numpy() & ~same_file & ~patient & ~copies
     excluded.update({"downstream_val_test_image": int(same_file.sum()), "patient_of_downstream_val_test": int(patient.sum()),

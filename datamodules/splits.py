@@ -22,7 +22,11 @@ from datamodules.manifest import ManifestError
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test")  # the splits every DataModule has, with the loaders train/val/test_dataloader
+# A leave-one-source-out split's in-distribution test of its training sources (source_split.py, WILDS-style); only
+# such a split has it. Every check of patients and duplicates covers it too (USED_SPLITS).
+IN_SOURCE_TEST = "test_in_source"
+USED_SPLITS = (*SPLITS, IN_SOURCE_TEST)
 EXCLUDED = "excluded"
 SPLIT_COLUMNS = ["image", "patient_id", "label", "split"]
 ROWS_SHOWN = 5  # offending rows an error message names
@@ -108,8 +112,8 @@ def assign_splits(
 
 
 def assert_patient_disjoint(frame: pd.DataFrame, *, where: str = "split") -> None:
-    """Raise LeakageError if any patient_id occurs in two of train/val/test."""
-    used = frame[frame["split"].isin(SPLITS)]
+    """Raise LeakageError if any patient_id occurs in two of train/val/test/test_in_source."""
+    used = frame[frame["split"].isin(USED_SPLITS)]
     per_patient = used.groupby("patient_id")["split"].nunique()
     leaking = per_patient[per_patient > 1]
     if len(leaking):
@@ -147,7 +151,7 @@ def read_split_csv(path: Path) -> pd.DataFrame:
     if missing:
         raise SplitMismatchError(f"{path}: split file lacks columns {missing}; {REDRAW}")
     _refuse(frame, frame["image"].duplicated(keep=False), path, "rows list the same image", lambda r: f"{r.image} ({r.split})")
-    _refuse(frame, ~frame["split"].isin((*SPLITS, EXCLUDED)), path, f"rows have a split other than {', '.join((*SPLITS, EXCLUDED))}",
+    _refuse(frame, ~frame["split"].isin((*USED_SPLITS, EXCLUDED)), path, f"rows have a split other than {', '.join((*USED_SPLITS, EXCLUDED))}",
             lambda r: f"{r.image}: {r.split!r}")
     return frame
 

@@ -65,7 +65,9 @@ def test_combined_manifest_keeps_sources_and_prefixes_patients(data_root, tmp_pa
     manifest = dm.build_manifest()
     assert set(manifest["component"]) == {"radiography", "cohen"}
     assert manifest["patient_id"].str.match(r"^(radiography|cohen):").all()
-    assert (manifest.loc[manifest["component"] == "cohen", "source"] == "cohen_covid").all()
+    # ``source`` keeps the component's own column: for Cohen, the publication each image came from
+    assert set(manifest.loc[manifest["component"] == "cohen", "source"]) <= {"radiopaedia.org", "eurorad.org", "sirm.org", "github.com", "unknown"}
+    assert (manifest.loc[manifest["component"] == "radiography", "source"] == "covid19_radiography").all()
     assert set(manifest["label"]) == {"COVID-19", "normal"}  # pneumonia is not in the label map: left out, counted
     assert dm.manifest_excluded["cohen:label_outside_task"] > 0 and dm.manifest_excluded["radiography:label_outside_task"] == 6
 

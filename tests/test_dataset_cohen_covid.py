@@ -34,6 +34,16 @@ def test_default_reads_frontal_xrays_with_three_classes(cohen, tmp_path):
     assert manifest.loc[manifest["path"].str.endswith("c2.png"), ["sex", "age"]].values.tolist() == [["F", 52.0]]
 
 
+def test_source_is_the_domain_of_each_images_url(cohen, tmp_path):
+    """The publication or site an image came from (leave-one-source-out splits hold one out); blank url: unknown."""
+    manifest = _dm(cohen, tmp_path, views=None).build_manifest()
+    source = dict(zip(manifest["path"].str.rsplit("/", n=1).str[-1], manifest["source"]))
+    assert source["c1-pa.jpg"] == source["nf11.png"] == "radiopaedia.org"  # with and without a scheme
+    assert source["c2.png"] == source["strep8.jpg"] == "eurorad.org"  # www. dropped, lower case
+    assert source["c3.png"] == source["c18.png"] == "sirm.org" and source["sars7.jpg"] == "github.com"
+    assert source["kleb9.png"] == "unknown"
+
+
 def test_a_file_listed_under_two_patients_is_kept_once_and_the_patients_merged(cohen, tmp_path):
     manifest = _dm(cohen, tmp_path).build_manifest()
     patients = dict(zip(manifest["path"].str.rsplit("/", n=1).str[-1], manifest["patient_id"]))

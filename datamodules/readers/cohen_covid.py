@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 import pandas as pd
@@ -68,6 +69,17 @@ def read_lung_boxes(path: Path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError, ZeroDivisionError) as error:
         raise metadata_error(path, None, "annotations", f"malformed lung bounding box file ({type(error).__name__}: {error})") from None
     return {name: format_boxes(found) for name, found in boxes.items()}
+
+
+def url_source(url: str) -> str:
+    """The domain of a metadata ``url`` without ``www.`` (radiopaedia.org, eurorad.org, sirm.org, github.com ...),
+    lower case; "unknown" when blank or without a host."""
+    url = str(url or "").strip()
+    if not url:
+        return "unknown"
+    host = urlsplit(url if "://" in url else "//" + url).hostname or ""
+    host = host.removeprefix("www.")
+    return host or "unknown"
 
 
 def finding_category(finding: str) -> str | None:
@@ -147,6 +159,11 @@ class CohenCovidReader(FindingsReader):
         if self.task == "binary":
             return COVID if category == "covid" else NON_COVID
         return {"covid": COVID, "normal": NORMAL, "pneumonia": PNEUMONIA}.get(category)
+
+    def metadata_row(self, record, path, label: str, patient: str) -> dict:
+        """The manifest ``source`` is the publication or site the image came from (url_source): the collection
+        gathers images from many, and a leave-one-source-out split (source_split.py) holds one of them out."""
+        return {**super().metadata_row(record, path, label, patient), "source": url_source(getattr(record, "url", ""))}
 
     def build_manifest(self) -> pd.DataFrame:
         path = self.root / "metadata.csv"

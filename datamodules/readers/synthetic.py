@@ -23,6 +23,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from datamodules.grouping import DuplicateSearch
 from datamodules.readers import READERS
 from datamodules.readers.covid19_radiography import PATIENT_MAP, Covid19RadiographyReader
 
@@ -32,6 +33,7 @@ GENERATOR_VERSION = 2
 LAYOUT_DIR = "COVID-19_Radiography_Dataset"
 CLASS_FOLDERS = {"COVID-19": "COVID", "normal": "Normal", "pneumonia": "Viral Pneumonia"}
 MARKER = "synthetic.json"
+IDENTICAL_PIXELS_ONLY = 2.0  # a pixel correlation no pair reaches: only equal cached pixels make a duplicate pair
 MARKER_SIDE = 0.11  # of the image side: the planted square ends before the central field (x0 = 0.12), also after a resize
 
 
@@ -209,16 +211,23 @@ class SyntheticReader(Covid19RadiographyReader):
     name = "synthetic"
     is_synthetic = True
     # Phantoms share one anatomical template: different patients correlate like copies, so grouping by duplicates
-    # would merge most of them. They are generated, never copied, so there is nothing to group.
+    # would merge most of them. They are generated, never copied, so there is nothing to group; when grouping is
+    # asked for (group_duplicates, or a held_out split, which always groups) only copies with identical pixels count.
     group_duplicates_by_default = False
+    duplicate_search = DuplicateSearch(max_distance=0, min_correlation=IDENTICAL_PIXELS_ONLY)
     classes = ("COVID-19", "normal", "pneumonia")
 
     def __init__(self, root: str | Path | None = None, *, patients_per_class: int = 100, generator_seed: int = 0,
-                 marker_class: str | None = None, cache_dir: str | Path = ".cache/cxrbench", **kwargs):
+                 marker_class: str | None = None, sources: int = 1, cache_dir: str | Path = ".cache/cxrbench", **kwargs):
         """``root``: where the phantoms are written (default: ``<cache_dir>/synthetic``, plus the generator options
         when they are not the defaults, so two phantom sets never overwrite each other). ``marker_class``: plant the
-        corner-square shortcut on every image of that class (the shortcut probes' positive control, issue 12)."""
+        corner-square shortcut on every image of that class (the shortcut probes' positive control, issue 12).
+        ``sources``: with k > 1 the patients of each class are dealt round-robin to the sites ``site0..site{k-1}``
+        (manifest ``source``), so every site has every class (leave-one-source-out tests); the images do not change."""
         check_marker_class(marker_class)
+        if int(sources) < 1:
+            raise ValueError(f"{self.name}: sources={sources!r}; give 1 or more sites")
+        self.sources = int(sources)
         self.patients_per_class = patients_per_class
         self.generator_seed = generator_seed
         self.marker_class = marker_class
@@ -233,12 +242,15 @@ class SyntheticReader(Covid19RadiographyReader):
     @property
     def variant(self) -> str:
         """The generator options too: a split of one phantom set never serves another."""
-        return "-".join(filter(None, [super().variant, self._generator_tag]))
+        return "-".join(filter(None, [super().variant, self._generator_tag, f"sites{self.sources}" if self.sources > 1 else ""]))
 
     def build_manifest(self) -> pd.DataFrame:
         generate(self.root, patients_per_class=self.patients_per_class, seed=self.generator_seed, marker_class=self.marker_class)
         manifest = super().build_manifest()
         manifest["source"] = "synthetic"
+        if self.sources > 1:  # the patient's number within its class (synthetic-<folder>-NNNN), dealt round-robin
+            number = manifest["patient_id"].str.rsplit("-", n=1).str[1].astype(int)
+            manifest["source"] = [f"site{n % self.sources}" for n in number]
         return manifest
 
 

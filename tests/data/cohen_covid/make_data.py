@@ -50,6 +50,13 @@ ROWS = [
     ("20", "M", "80", "Legionella", "AP", "X-ray", "images", "leg20-ap.jpg"),
 ]
 ABSENT = "c17-absent.png"
+# the publication each image came from (metadata ``url``; the reader's ``source`` is its domain); others are blank
+URLS = {
+    "c1-pa.jpg": "https://radiopaedia.org/cases/covid-19-pneumonia-2", "c1-l.jpg": "https://radiopaedia.org/cases/covid-19-pneumonia-2",
+    "c2.png": "https://www.eurorad.org/case/16664", "c3.png": "https://www.sirm.org/2020/03/covid-19-caso-3/",
+    "sars7.jpg": "https://github.com/ieee8023/covid-chestxray-dataset/issues/1", "nf11.png": "radiopaedia.org/cases/normal-chest-1",
+    "strep8.jpg": "https://WWW.Eurorad.org/case/1", "c18.png": "http://www.sirm.org/2020/03/18/covid-19-caso-18/",
+}
 # file name: (original width, height, [(category, [x, y, w, h]), ...]); category 1 right lung, 2 left lung
 LUNG_BOXES = {
     "c1-pa.jpg": (1000, 800, [(1, [100, 80, 350, 600]), (2, [550, 80, 350, 600])]),
@@ -83,7 +90,8 @@ def create(root: Path, size: int = 24) -> Path:
         writer.writerow(COLUMNS)
         for patientid, sex, age, finding, view, modality, folder, filename in ROWS:
             record = dict.fromkeys(COLUMNS, "")
-            record.update(patientid=patientid, sex=sex, age=age, finding=finding, view=view, modality=modality, folder=folder, filename=filename)
+            record.update(patientid=patientid, sex=sex, age=age, finding=finding, view=view, modality=modality, folder=folder, filename=filename,
+                          url=URLS.get(filename, ""))
             writer.writerow([record[c] for c in COLUMNS])
             target = base / folder / filename
             if filename != ABSENT and not target.exists():
