@@ -279,7 +279,11 @@ def score_in_source(task, datamodule: CXRDataModule, statistics: dict | None) ->
     if len(datamodule.frames.get("test_in_source", ())) == 0:
         return None
     scores, labels = score_loader(task, datamodule.in_source_test_dataloader(), datamodule)
-    evaluation, intervals = score_test(datamodule, torch.arange(len(labels)), scores, labels, statistics, split="test_in_source")
+    try:
+        evaluation, intervals = score_test(datamodule, torch.arange(len(labels)), scores, labels, statistics, split="test_in_source")
+    except ValueError as error:  # too few patients to resample (a tiny source): the numbers without their CIs
+        log.warning("in-source test of %s: no confidence intervals (%s)", datamodule.name, error)
+        evaluation, intervals = evaluate(scores, labels, datamodule.class_names, multilabel=datamodule.multilabel), {"ci": {}}
     return {"metrics": evaluation["metrics"], "ci": intervals["ci"], "n_images": evaluation["n_images"]}
 
 

@@ -187,16 +187,20 @@ def score_loader(task, loader: DataLoader, dm) -> tuple[torch.Tensor, torch.Tens
     Trainer; the siamese net's class templates come from ``dm``'s training split."""
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     task.to(device)
-    was_training = task.training
+    was_training, trainer = task.training, task._trainer
     task.eval()
+    task._trainer = None  # an in-memory task keeps its Trainer; test_step's self.log must not reach its finished loop
     task._test_outputs = []  # what on_test_epoch_start sets: test_step appends (index, scores, labels)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*self.log.*")  # test_step logs its loss; there is no Trainer to log to
-        if hasattr(task, "compute_templates"):  # the siamese net: mean embedding per class of the run's training split
-            task.templates = task.compute_templates(dm.train_eval_dataloader())
-        for i, batch in enumerate(loader):
-            task.test_step({k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}, i)
-    task.train(was_training)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*self.log.*")  # test_step logs its loss; there is no Trainer to log to
+            if hasattr(task, "compute_templates"):  # the siamese net: mean embedding per class of the run's training split
+                task.templates = task.compute_templates(dm.train_eval_dataloader())
+            for i, batch in enumerate(loader):
+                task.test_step({k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}, i)
+    finally:
+        task._trainer = trainer
+        task.train(was_training)
     index, scores, labels = (torch.cat([o[i].cpu() for o in task._test_outputs]) for i in range(3))
     order = torch.argsort(index)
     return scores[order], labels[order]
