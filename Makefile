@@ -8,7 +8,7 @@ DATA_ROOT ?=
 # The Hugging Face hub is never waited on: cached ImageNet weights are read offline, and a download is only tried when
 # the hub answers within seconds (lightning_modules/pretrained.py); set HF_HUB_OFFLINE=1 to never download.
 
-.PHONY: install test benchmark leaderboard perf data clean
+.PHONY: install test benchmark sweep leaderboard perf data clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ test: install
 
 benchmark: install
 	$(PY) -m benchmark run $(SUITE) $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) --out $(OUT)
+
+# The quick suite's sweep profile: equal random-search budgets and held-out sources (README "Fair sweeps"); its own
+# results store and leaderboard, so the default suite's are untouched.
+sweep: install
+	$(PY) -m benchmark run configs/quick-sweep.yaml $(if $(DATA_ROOT),--data-root $(DATA_ROOT)) --out $(OUT)-sweep --leaderboard $(OUT)-sweep/leaderboard.md
 
 # Speed checks (not timed unit tests): siamese pairs/s, batch embedding against the two-tower forward; training
 # images/s of the Lightning path against a plain PyTorch loop (docs/perf.md has the GPU paper-profile figures); the

@@ -99,8 +99,10 @@ def held_out_rows(results: list[dict], rule: str, metric: str | None = None) -> 
         for label, runs in rows.items():
             name = headline_metric(runs[0], metric)
             mean, se, _ = _stats([r["metrics"].get(name) for r in runs])
-            in_source, _, _ = _stats([((r["held_out"].get("in_source") or {}).get("metrics") or {}).get(name) for r in runs])
-            families[key[:4]].setdefault(label, {"metric": name, "folds": {}})["folds"][source] = (mean, se, row_intervals(runs).get(name), in_source)
+            in_source = [r["held_out"].get("in_source") or {} for r in runs]
+            in_mean, in_se, _ = _stats([(part.get("metrics") or {}).get(name) for part in in_source])
+            in_ci = (in_source[0].get("ci") or {}).get(name) if len(runs) == 1 else None  # the in-source predictions are not kept
+            families[key[:4]].setdefault(label, {"metric": name, "folds": {}})["folds"][source] = (mean, se, row_intervals(runs).get(name), in_mean, in_se, in_ci)
     records = []
     for family, methods in sorted(families.items(), key=lambda item: str(item[0])):
         for label, entry in methods.items():
@@ -127,10 +129,13 @@ def tables(results: list[dict], rule: str, metric: str | None = None) -> list[di
     out = [{"title": title, "header": header, "rows": rows, "records": records}]
     sources, held = held_out_rows(results, rule, metric)
     if held:
-        header = ["Task", "Method", "Metric", "In-source test"] + [f"Held out: {s}" for s in sources] + ["Held-out average", "Drop"]
+        header = (["Task", "Method", "Metric", "In-source test"] + [f"{s} held out: in-source" for s in sources] + [f"Held out: {s}" for s in sources]
+                  + ["Held-out average", "Drop"])
         rows = [[r["task"], r["method"], r["metric"], cell(r["in_source"])]
+                + [cell(*r["folds"][s][3:]) if s in r["folds"] else "n/a" for s in sources]
                 + [cell(*r["folds"][s][:3]) if s in r["folds"] else "n/a" for s in sources] + [cell(r["held_out_average"]), cell(r["drop"])] for r in held]
-        flat = [{k: v for k, v in r.items() if k != "folds"} | {f"held_out/{s}": r["folds"].get(s, (None,))[0] for s in sources} for r in held]
+        flat = [{k: v for k, v in r.items() if k != "folds"} | {f"held_out/{s}": r["folds"].get(s, (None,))[0] for s in sources}
+                | {f"in_source/{s}": r["folds"].get(s, (None,) * 4)[3] for s in sources} for r in held]
         out.append({"title": f"Leave-one-source-out ({'oracle: upper bound' if rule == 'oracle' else rule}): in-source vs held-out sources",
                     "header": header, "rows": rows, "records": flat})
     return out

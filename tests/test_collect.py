@@ -53,13 +53,15 @@ def test_the_held_out_table_shows_in_source_each_source_average_and_drop(tmp_pat
     results = read_results(tmp_path / "results")[0]
     lines = markdown(results, "validation")
     header = next(line for line in lines if "In-source test" in line)
-    assert header == "| Task | Method | Metric | In-source test | Held out: actualmed | Held out: cohen | Held-out average | Drop |"
+    assert header == ("| Task | Method | Metric | In-source test | actualmed held out: in-source | cohen held out: in-source | "
+                      "Held out: actualmed | Held out: cohen | Held-out average | Drop |")
     row = lines[lines.index(header) + 2].split(" | ")
     chosen = {r["held_out"]["test"][0]: r for r in results if r["tuning"]["draw"] == 1}
     held = {s: chosen[s]["metrics"]["balanced_accuracy"] for s in chosen}
-    assert row[3] == "0.850" and row[4].startswith(f"{held['actualmed']:.3f} [") and row[5].startswith(f"{held['cohen']:.3f} [")
+    assert row[3] == "0.850" and row[4] == "0.800 [0.750, 0.850]" and row[5] == "0.900 [0.850, 0.950]"  # each fold's in-source test, its CI
+    assert row[6].startswith(f"{held['actualmed']:.3f} [") and row[7].startswith(f"{held['cohen']:.3f} [")
     average = (held["actualmed"] + held["cohen"]) / 2
-    assert row[6] == f"{average:.3f}" and row[7].rstrip(" |") == f"{0.85 - average:.3f}"
+    assert row[8] == f"{average:.3f}" and row[9].rstrip(" |") == f"{0.85 - average:.3f}"
     page = render(results, source=str(tmp_path / "results"))
     assert "· held out: cohen" in page and "Leave-one-source-out (validation)" in page
 

@@ -56,7 +56,8 @@ def fair_result(store, method: str, draw: int, seed: int, val: float, accuracy: 
     if held_out:
         score = in_source if in_source is not None else bacc
         result["held_out"] = {"field": "component", "test": [held_out], "validation": "random", "val_source": None,
-                              "in_source": {"metrics": {"accuracy": score, "balanced_accuracy": score}, "ci": {}, "n_images": 120}}
+                              "in_source": {"metrics": {"accuracy": score, "balanced_accuracy": score},
+                                            "ci": {"balanced_accuracy": [score - 0.05, score + 0.05]}, "n_images": 120}}
     write_result(result_path(store / "results", run_id), result)
     return result
 
