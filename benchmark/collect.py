@@ -75,7 +75,7 @@ def main_rows(results: list[dict], rule: str, metric: str | None = None) -> list
     from benchmark.leaderboard import row_intervals
 
     records = []
-    for rows in _rows_by_task(selected_results(results, rule)).values():
+    for rows in _rows_by_task(selected_results(results, rule, metric)).values():
         for label, runs in rows.items():
             name = headline_metric(runs[0], metric)
             mean, se, n = _stats([r["metrics"].get(name) for r in runs])
@@ -93,7 +93,7 @@ def held_out_rows(results: list[dict], rule: str, metric: str | None = None) -> 
 
     families: dict[tuple, dict[str, dict]] = defaultdict(dict)
     sources: set[str] = set()
-    for key, rows in _rows_by_task([r for r in selected_results(results, rule) if r.get("held_out")]).items():
+    for key, rows in _rows_by_task([r for r in selected_results(results, rule, metric) if r.get("held_out")]).items():
         source = ", ".join(key[4])
         sources.add(source)
         for label, runs in rows.items():

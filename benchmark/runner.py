@@ -292,7 +292,22 @@ def score_test(datamodule: CXRDataModule, index, scores, labels, statistics: dic
     evaluation = evaluate(scores, labels, datamodule.class_names, multilabel=datamodule.multilabel)
     patients = datamodule.frames[split]["patient_id"].to_numpy()[index.numpy()]
     intervals = bootstrap_metrics(scores.numpy(), labels.numpy(), patients, datamodule.class_names, multilabel=datamodule.multilabel, **(statistics or {}))
+    if getattr(datamodule, "held_out", None) and not datamodule.multilabel:  # a whole source may lack a class: macro values over those present
+        evaluation, intervals = _over_present_classes(datamodule, evaluation, intervals, scores, labels)
     return evaluation, intervals
+
+
+def _over_present_classes(datamodule: CXRDataModule, evaluation: dict, intervals: dict, scores, labels) -> tuple[dict, dict]:
+    """A source-split test's metrics read over the classes it holds (benchmark/external/metrics.py: a class without
+    images has no sensitivity, and balanced accuracy and macro AUROC average the others), keeping only the CIs whose
+    metric the bootstrap computed the same way."""
+    from benchmark.external.metrics import present_class_metrics
+
+    if len(torch.unique(labels)) == datamodule.num_classes:
+        return evaluation, intervals
+    metrics = present_class_metrics(evaluation["metrics"], scores, labels, datamodule.class_names, multilabel=False)
+    same = lambda name: metrics.get(name) is not None and intervals["metrics"].get(name) is not None and abs(metrics[name] - intervals["metrics"][name]) < 1e-6
+    return {**evaluation, "metrics": metrics}, {**intervals, "ci": {name: ci for name, ci in intervals["ci"].items() if same(name)}}
 
 
 def _chain_fields(result: dict, stages: list[dict], metrics: dict, ci: dict) -> None:

@@ -80,21 +80,17 @@ def choose_by_validation(views: list[MappingProxyType]) -> int | None:
     return _best(scores, (views[0]["monitor"] or {}).get("mode", "max") if views else "max")
 
 
-def oracle_metric(result: dict) -> tuple[str, str]:
-    """(test metric, mode) the oracle maximises: the monitor's own metric when the test has it, else
-    balanced_accuracy (auroc for multi-label)."""
-    monitor = result.get("monitor") or {}
-    name = str(monitor.get("metric") or "").removeprefix("val/")
-    if name and name in (result.get("metrics") or {}):
-        return name, monitor.get("mode", "max")
-    return ("auroc" if result["dataset"].get("multilabel") else "balanced_accuracy"), "max"
+def oracle_metric(result: dict, metric: str | None = None) -> tuple[str, str]:
+    """(test metric, mode) the oracle maximises: the one its table shows (``metric``, else balanced_accuracy; auroc
+    for multi-label), so that the upper bound is never below the validation choice on its own column."""
+    return metric or ("auroc" if result["dataset"].get("multilabel") else "balanced_accuracy"), "max"
 
 
 def _applies(rule: str, result: dict) -> bool:
     return rule == "oracle" or checkpoint_of(result) == rule
 
 
-def select(results: list[dict], rule: str) -> dict[tuple, int]:
+def select(results: list[dict], rule: str, metric: str | None = None) -> dict[tuple, int]:
     """{(task key, method id): chosen draw} of the tuned results ``rule`` applies to."""
     if rule not in RULES:
         raise ValueError(f"unknown selection rule {rule!r}; known: {', '.join(RULES)}")
@@ -102,8 +98,8 @@ def select(results: list[dict], rule: str) -> dict[tuple, int]:
     for key, draws in candidates([r for r in results if _applies(rule, r)]).items():
         if rule == "oracle":
             runs = [r for runs in draws.values() for r in runs]
-            metric, mode = oracle_metric(runs[0])
-            draw = _best({d: [r["metrics"].get(metric) for r in rs] for d, rs in draws.items()}, mode)
+            name, mode = oracle_metric(runs[0], metric)
+            draw = _best({d: [r["metrics"].get(name) for r in rs] for d, rs in draws.items()}, mode)
         else:
             draw = choose_by_validation([validation_view(r) for runs in draws.values() for r in runs])
         if draw is not None:
@@ -111,9 +107,10 @@ def select(results: list[dict], rule: str) -> dict[tuple, int]:
     return chosen
 
 
-def selected_results(results: list[dict], rule: str) -> list[dict]:
-    """The results of the chosen draws only; untuned results pass through, tuned ones the rule does not apply to drop."""
-    chosen = select(results, rule)
+def selected_results(results: list[dict], rule: str, metric: str | None = None) -> list[dict]:
+    """The results of the chosen draws only; untuned results pass through, tuned ones the rule does not apply to drop.
+    ``metric``: the oracle's (the column a table shows)."""
+    chosen = select(results, rule, metric)
     return [r for r in results if not is_tuned(r) or chosen.get((task_key(r), r["method"]["id"])) == draw_of(r)]
 
 

@@ -72,6 +72,9 @@ def test_cli_prints_tables_and_refuses_unknown_rules_and_empty_folders(tmp_path,
     assert "Fair comparison, selected by `validation`" in capsys.readouterr().out
     assert main(["collect", str(tmp_path / "runs" / "results"), "--select", "oracle", "--format", "csv", "--out", str(tmp_path / "t.csv")]) == 0
     assert (tmp_path / "t.csv").read_text().startswith("table,task,method")
+    assert main(["collect", str(tmp_path / "runs"), "--select", "validation", "--metric", "accuracy", "--format", "latex"]) == 0
+    text = capsys.readouterr().out
+    assert " & accuracy & " in text and "balanced" not in text  # --metric names the column's metric
     assert main(["collect", str(tmp_path / "runs"), "--select", "best"]) == 2
     assert "unknown selection rule 'best'" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()

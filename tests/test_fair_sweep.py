@@ -105,6 +105,31 @@ def test_collect_prints_the_leaderboards_numbers_and_resume_retrains_nothing(swe
     assert "Held out: site0" in page and "3 draws x 2 trials" in page
     assert main(["collect", str(folder / "runs"), "--select", "oracle", "--format", "csv"]) == 0
     assert "net_a" in capsys.readouterr().out
+    interrupted = folder / "runs/results/synthetic/heldout-site0/net_b/draw1/seed1.json"
+    interrupted.unlink()  # as if the sweep had stopped before this run
     with caplog.at_level("INFO"):
-        assert main(args + ["--resume"]) == 0  # an interrupted sweep resumes where it stopped: here nothing is left
-    assert caplog.text.count("skipped (--resume)") == 12
+        assert main(args + ["--resume"]) == 0  # an interrupted sweep resumes where it stopped: only the missing run trains
+    assert caplog.text.count("skipped (--resume)") == 11 and interrupted.is_file()
+
+
+def test_a_held_out_source_without_a_class_is_scored_over_the_classes_it_holds():
+    from types import SimpleNamespace
+
+    import torch
+
+    from benchmark.evaluate import evaluate
+    from benchmark.runner import _over_present_classes
+    from benchmark.statistics import bootstrap_metrics
+
+    classes = ["COVID-19", "normal", "pneumonia"]
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.tensor([0, 1] * 20)  # the held-out source has no pneumonia image
+    scores = torch.softmax(torch.randn(40, 3, generator=generator) + 2 * torch.nn.functional.one_hot(labels, 3), dim=1)
+    evaluation = evaluate(scores, labels, classes, multilabel=False)
+    intervals = bootstrap_metrics(scores.numpy(), labels.numpy(), [f"p{i}" for i in range(40)], classes, multilabel=False, n_resamples=100)
+    fixed, fixed_intervals = _over_present_classes(SimpleNamespace(num_classes=3, class_names=classes), evaluation, intervals, scores, labels)
+    metrics = fixed["metrics"]
+    assert metrics["sensitivity/pneumonia"] is None
+    assert metrics["balanced_accuracy"] == pytest.approx((metrics["sensitivity/COVID-19"] + metrics["sensitivity/normal"]) / 2)
+    assert metrics["balanced_accuracy"] > evaluation["metrics"]["balanced_accuracy"]  # torchmetrics counted the absent class as 0
+    assert "balanced_accuracy" not in fixed_intervals["ci"] and fixed_intervals["ci"]["accuracy"] == intervals["ci"]["accuracy"]

@@ -103,3 +103,18 @@ def test_every_shipped_search_space_loads_and_draws_valid_configurations():
         method = load_method(path)
         drawn = _draws(method, {"draws": 4, "trials": 1, "seed": 0, "select": "validation"}, {}, path)
         assert len(drawn) == 4 and drawn[0][0]["optimizer"] == method["optimizer"]
+
+
+def test_test_each_holds_out_every_source_and_the_rule_sets_the_validation(tmp_path):
+    phantoms = [{"name": "synthetic", "options": {"patients_per_class": 6, "sources": 3}}]
+    method = _method(tmp_path)
+    runs = load_suite(_suite(tmp_path, [method], datasets=phantoms, split={"by": "source", "test": "each"}, tuning={"draws": 2}),
+                      cache_dir=tmp_path / "cache").runs
+    assert [spec.run_id for spec in runs][::2] == [f"synthetic/heldout-site{k}/tiny/draw0/seed0" for k in range(3)]
+    assert {spec.data["held_out"]["validation"] for spec in runs} == {"random"}
+    runs = load_suite(_suite(tmp_path, [method], datasets=phantoms, split={"by": "source", "test": ["site1", "site2"]},
+                             tuning={"select": "leave-one-source-out-validation"}), cache_dir=tmp_path / "cache").runs
+    assert len(runs) == 1 and runs[0].data["held_out"] == {"field": "auto", "test": ["site1", "site2"], "validation": "source", "val_source": None}
+    assert runs[0].run_id == "synthetic/heldout-site1+site2/tiny/draw0/seed0"
+    # the split is the suite's: a method's held_out is ignored as its split_seed would be
+    assert load_suite(_suite(tmp_path, [_method(tmp_path, data={"held_out": {"test": ["site0"]}})], datasets=phantoms)).runs[0].data["held_out"] is None
