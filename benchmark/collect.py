@@ -36,7 +36,7 @@ def budget(runs: list[dict]) -> str:
         return f"{draws} draw{'s' * (draws != 1)} x {trials} trial{'s' * (trials != 1)}"
     if grid and grid.get("points"):
         return f"grid {len(grid['points'])} points"
-    return f"paper defaults x {len(runs)} seeds"
+    return f"paper defaults x {len(runs)} seed{'s' * (len(runs) != 1)}"
 
 
 def _stats(values: list[float | None]) -> tuple[float | None, float | None, int]:

@@ -190,7 +190,9 @@ def _selection_caption(results: list[dict]) -> str:
     from benchmark.collect import budget
 
     rules = sorted({rule_of(r) for r in results if is_tuned(r)}) or ["validation (checkpoint only, untuned)"]
-    budgets = "; ".join(f"{label}: {budget(runs)}" for label, runs in _method_rows(results).items())
+    per_row = {label: budget(runs) for label, runs in _method_rows(results).items()}
+    kinds = set(per_row.values())
+    budgets = f"{kinds.pop()}, every row" if len(kinds) == 1 else "; ".join(f"{label}: {text}" for label, text in per_row.items())
     return f"Model selection: {', '.join(rules)}. Budget: {budgets}."
 
 

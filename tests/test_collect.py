@@ -88,4 +88,4 @@ def test_an_untuned_store_gets_no_fair_section_and_keeps_every_run(tmp_path):
     results = read_results(tmp_path / "results")[0]
     page = render(results, source=str(tmp_path / "results"))
     assert "## Fair comparison" not in page and "| b | 0,1 |" in page
-    assert "Model selection: validation (checkpoint only, untuned). Budget: b: paper defaults x 2 seeds." in page
+    assert "Model selection: validation (checkpoint only, untuned). Budget: paper defaults x 2 seeds, every row." in page
