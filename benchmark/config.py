@@ -74,6 +74,7 @@ def _validated_method(data: dict, *, where: str) -> dict:
     from benchmark.schema import METHOD_SCHEMAS, MethodFile, validate
 
     method = validate(MethodFile, data, where=where)
+    method["search_space"] = {key: prior for key, prior in (method.get("search_space") or {}).items() if prior is not None}
     model, task = METHOD_SCHEMAS[method["method"]]
     method["model"] = validate(model, method["model"], where=where, section="model")
     method["task"] = validate(task, method["task"], where=where, section="task")

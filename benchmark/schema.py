@@ -569,8 +569,8 @@ class MethodFile(Section):
     monitor: Monitor = Monitor()
     grid_search: dict[str, Any] | None = None  # benchmark/config.py parse_grid parses it; every point is validated
     # {dotted key: distribution}: the method's hyper-parameter space of a fair sweep (benchmark/tuning.py); draw 0 = the
-    # values above (the paper's)
-    search_space: dict[str, Distribution] | None = {}  # null: none (drops an inherited space)
+    # values above (the paper's); a chain's phases by name: stages.<stage>.phases.<phase>.optimizer.lr
+    search_space: dict[str, Distribution | None] | None = {}  # null: none (drops an inherited space); a key: null drops that key
     stages: list[StageConfig] | None = None  # a chain (benchmark/chain.py); None: one training on the suite's dataset
     deviations: list[str] = []
 

@@ -20,7 +20,7 @@ import numpy as np
 
 from benchmark.config import ConfigError, SPLIT_KEYS, set_dotted
 
-SECTIONS = ("optimizer", "loss", "scheduler", "model", "task", "data", "trainer")
+SECTIONS = ("optimizer", "loss", "scheduler", "model", "task", "data", "trainer", "stages")
 FIXED_DATA = (*SPLIT_KEYS, "image_size")  # the shared split and images are the suite's, never a draw's
 
 
@@ -62,26 +62,50 @@ def check_space(method: dict, *, where: str) -> None:
         schema = {"data": DataConfig, "trainer": TrainerConfig}.get(section)
         known = path.split(".")[0] in schema.model_fields if schema else _has_path(method.get(section), path)
         if not known:
-            raise ConfigError(f"{where}: search_space key {key!r} is not a setting of method {method['id']} (its {section}: "
-                              f"{', '.join(sorted(method.get(section) or {})) or 'none'})")
+            raise ConfigError(f"{where}: search_space key {key!r} is not a setting of method {method['id']} (its {section}: {_settings(method, section)})")
+
+
+def _settings(method: dict, section: str) -> str:
+    """What a section holds, for an error: its keys, or a chain's phases with the optimiser settings each has."""
+    if section != "stages":
+        return ", ".join(sorted(method.get(section) or {})) or "none"
+    phases = [f"stages.{stage['name']}.phases.{phase.get('name') or number}.optimizer"
+              + ("" if phase.get("optimizer") else " (unset: the method's optimizer.*)")
+              for stage in method.get("stages") or [] for number, phase in enumerate(stage["phases"])]
+    return ", ".join(phases) or "no stages"
 
 
 def _has_path(mapping: Any, path: str) -> bool:
     for part in path.split("."):
-        if not isinstance(mapping, dict) or part not in mapping:
+        mapping = _child(mapping, part)
+        if mapping is None:
             return False
-        mapping = mapping[part]
     return True
 
 
+def _child(node: Any, part: str) -> Any:
+    """``node[part]``; in a list (a chain's stages, a stage's phases) the element named ``part``, else at index ``part``."""
+    if isinstance(node, list):
+        named = [item for item in node if isinstance(item, dict) and item.get("name") == part]
+        if named:
+            return named[0]
+        return node[int(part)] if part.isdigit() and int(part) < len(node) else None
+    return node.get(part) if isinstance(node, dict) else None
+
+
 def method_with_draw(method: dict, values: dict[str, Any]) -> dict:
-    """A copy of a merged method mapping with a draw's dotted values set (validated again by the caller)."""
+    """A copy of a merged method mapping with a draw's dotted values set (validated again by the caller). A chain's
+    phases are addressed by stage and phase name: ``stages.covid.phases.head.optimizer.lr``."""
     method = copy.deepcopy(method)
     for key, value in values.items():
-        section, path = key.split(".", 1)
-        if not isinstance(method.get(section), dict):
-            method[section] = {}
-        set_dotted(method[section], path, value)
+        *parents, leaf = key.split(".")
+        node = method
+        for part in parents:
+            child = _child(node, part)
+            if child is None and isinstance(node, dict):
+                child = node[part] = {}
+            node = child
+        node[leaf] = value
     return method
 
 

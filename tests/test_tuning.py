@@ -118,3 +118,26 @@ def test_test_each_holds_out_every_source_and_the_rule_sets_the_validation(tmp_p
     assert runs[0].run_id == "synthetic/heldout-site1+site2/tiny/draw0/seed0"
     # the split is the suite's: a method's held_out is ignored as its split_seed would be
     assert load_suite(_suite(tmp_path, [_method(tmp_path, data={"held_out": {"test": ["site0"]}})], datasets=phantoms)).runs[0].data["held_out"] is None
+
+
+def test_a_chain_draws_its_last_stage_phases_and_keeps_its_shared_stage(tmp_path):
+    suite = _suite(tmp_path, [str(REPO / "configs/methods/transfer_covid_cxr14_quick.yaml"), str(REPO / "configs/methods/twice_transfer_b_quick.yaml")],
+                   datasets=["covid19_radiography"], synthetic_without_data_root=True, tuning={"draws": 2})
+    runs = {spec.run_id: spec for spec in load_suite(suite).runs}
+    first, second = (runs[f"synthetic/transfer_covid_cxr14_quick/draw{d}/seed0"] for d in (0, 1))
+    values = second.draw["values"]
+    assert second.stages[-1]["phases"][0]["optimizer"]["lr"] == values["stages.covid.phases.train.optimizer.lr"] != first.stages[-1]["phases"][0]["optimizer"]["lr"]
+    assert second.stages[-1]["data"]["batch_size"] == values["data.batch_size"]
+    assert first.stages[0] == second.stages[0]  # the ChestX-ray14 stage (nulled keys) trains once for every draw
+    twice = runs["synthetic/twice_transfer_b_quick/draw1/seed0"]
+    head, whole = twice.stages[-1]["phases"][:2]
+    assert (head["optimizer"]["lr"], whole["optimizer"]["lr"]) == (twice.draw["values"]["stages.covid.phases.head.optimizer.lr"],
+                                                                   twice.draw["values"]["stages.covid.phases.all.optimizer.lr"])
+    assert twice.stages[-1]["phases"][2]["optimizer"]["lr"] == 1e-5  # a phase outside the space keeps its paper value
+
+
+def test_a_chain_key_names_the_phases_it_could_mean(tmp_path):
+    method = {"extends": str(REPO / "configs/methods/cae_lstm_quick.yaml"), "search_space": {"stages.classify.phases.head.optimizer.lr": {"log_uniform": [1e-4, 1e-2]}}}
+    (tmp_path / "cae.yaml").write_text(yaml.safe_dump(method))
+    with pytest.raises(ConfigError, match=r"stages.classify.phases.head.optimizer \(unset: the method's optimizer"):
+        load_suite(_suite(tmp_path, ["cae.yaml"], datasets=["covid19_radiography"], synthetic_without_data_root=True, tuning={"draws": 2}))
