@@ -149,7 +149,8 @@ def pretraining_pool(spec, stage: dict, downstream, *, out_dir: Path, cache_dir:
     from datamodules.pretraining import PretrainingPool
 
     pool, data = stage["pool"], stage["data"]
-    extras = [build_datamodule(replace(stage_spec(spec, stage), dataset=entry), out_dir=out_dir, cache_dir=cache_dir) for entry in pool.get("extra", [])]
+    own = {k: v for k, v in data.items() if k not in ("class_map", "class_names", "held_out")}  # the downstream task's labels and split are not an extra's
+    extras = [build_datamodule(replace(stage_spec(spec, stage), dataset=entry, data=own), out_dir=out_dir, cache_dir=cache_dir) for entry in pool.get("extra", [])]
     # drawn (extras read, copies searched) at its first use: a stored stage is reused without it
     return PretrainingPool(downstream, extras, pool_file=store / "pool.csv", batch_size=data.get("batch_size", 16),
                            eval_batch_size=data.get("eval_batch_size"), channels=data.get("channels", 3),

@@ -18,6 +18,7 @@ from benchmark.config import SPLIT_KEYS, ConfigError, _dataset_entry, deep_merge
 from benchmark.results import fingerprint
 
 INPUT_KEYS = ("image_size", "channels", "normalization", "num_workers")
+SUITE_TASK_KEYS = ("class_map", "class_names")  # a suite's labels are its dataset's: a stage on a dataset of its own keeps its own
 
 
 def expand_chain(method: dict, *, suite_path: Path, suite_data: dict, suite_trainer: dict, data_root, raw: dict,
@@ -38,8 +39,8 @@ def expand_chain(method: dict, *, suite_path: Path, suite_data: dict, suite_trai
         else:
             dataset = downstream if stage.get("objective") == "reconstruction" else run_dataset
         inputs = {k: v for k, v in method.get("data", {}).items() if number == last or k in INPUT_KEYS}
-        data = deep_merge(deep_merge(inputs, {k: v for k, v in stage.get("data", {}).items() if k not in SPLIT_KEYS}),
-                          {k: v for k, v in suite_data.items() if k not in SPLIT_KEYS})
+        suite_keys = {k: v for k, v in suite_data.items() if k not in SPLIT_KEYS and not (own_dataset and k in SUITE_TASK_KEYS)}
+        data = deep_merge(deep_merge(inputs, {k: v for k, v in stage.get("data", {}).items() if k not in SPLIT_KEYS}), suite_keys)
         for key in SPLIT_KEYS:
             if key in stage.get("data", {}) and not own_dataset:
                 raise ConfigError(f"{where}: data.{key}: a stage on the suite's dataset uses the suite's split")
