@@ -14,7 +14,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from benchmark.config import SPLIT_KEYS, ConfigError, _dataset_entry, deep_merge
+from benchmark.config import SPLIT_KEYS, ConfigError, _dataset_entry, deep_merge, suite_over_method
 from benchmark.results import fingerprint
 
 INPUT_KEYS = ("image_size", "channels", "normalization", "num_workers")
@@ -40,7 +40,7 @@ def expand_chain(method: dict, *, suite_path: Path, suite_data: dict, suite_trai
             dataset = downstream if stage.get("objective") == "reconstruction" else run_dataset
         inputs = {k: v for k, v in method.get("data", {}).items() if number == last or k in INPUT_KEYS}
         suite_keys = {k: v for k, v in suite_data.items() if k not in SPLIT_KEYS and not (own_dataset and k in SUITE_TASK_KEYS)}
-        data = deep_merge(deep_merge(inputs, {k: v for k, v in stage.get("data", {}).items() if k not in SPLIT_KEYS}), suite_keys)
+        data = suite_over_method(deep_merge(inputs, {k: v for k, v in stage.get("data", {}).items() if k not in SPLIT_KEYS}), suite_keys)
         for key in SPLIT_KEYS:
             if key in stage.get("data", {}) and not own_dataset:
                 raise ConfigError(f"{where}: data.{key}: a stage on the suite's dataset uses the suite's split")

@@ -37,6 +37,16 @@ def deep_merge(base: dict, override: dict) -> dict:
     return merged
 
 
+WHOLE_DATA_KEYS = ("class_map", "class_names", "expansion")  # a label map is replaced whole: two merged maps would be a third task
+
+
+def suite_over_method(method_data: dict, suite_data: dict) -> dict:
+    """A run's data settings: the suite's over the method's, deep-merged, except label maps, which the suite replaces whole."""
+    merged = deep_merge(method_data, suite_data)
+    merged.update({k: copy.deepcopy(suite_data[k]) for k in WHOLE_DATA_KEYS if k in suite_data})
+    return merged
+
+
 def _read_yaml(path: Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text())
@@ -217,7 +227,7 @@ def load_suite(path: str | Path, *, data_root: str | Path | None = None, seeds: 
                                         external=copy.deepcopy(external) if own is None else [], stages=copy.deepcopy(stages),
                                         draw=copy.deepcopy(draw), **common()))
                 continue
-            data = deep_merge(method.get("data", {}), shared)
+            data = suite_over_method(method.get("data", {}), shared)
             for key in SPLIT_KEYS:  # the split belongs to the suite, never to a method
                 data.pop(key, None)
                 if key in shared:
