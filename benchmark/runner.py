@@ -246,10 +246,10 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
         result["grid_search"] = search
     if spec.draw:  # a fair sweep's draw: its number, values and budget (benchmark/tuning.py)
         result["tuning"] = spec.draw
-    result["selection"] = selection_record(spec.data.get("held_out"))
-    if spec.data.get("held_out"):  # the metrics above are the held-out source's; the in-source test beside them
-        result["held_out"] = {**spec.data["held_out"], **(datamodule.describe().get("held_out") or {}),
-                              "in_source": score_in_source(task, datamodule, spec.statistics)}
+    held_out = {**spec.data["held_out"], **(result["dataset"].get("held_out") or {})} if spec.data.get("held_out") else None
+    result["selection"] = selection_record(held_out)  # with the validation source the split resolved
+    if held_out:  # the metrics above are the held-out source's; the in-source test beside them
+        result["held_out"] = {**held_out, "in_source": score_in_source(task, datamodule, spec.statistics)}
     if spec.leaderboard:
         result["leaderboard_options"] = spec.leaderboard
     write_result(result_path(out_dir, spec.run_id), result)

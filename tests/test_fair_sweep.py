@@ -133,3 +133,21 @@ def test_a_held_out_source_without_a_class_is_scored_over_the_classes_it_holds()
     assert metrics["balanced_accuracy"] == pytest.approx((metrics["sensitivity/COVID-19"] + metrics["sensitivity/normal"]) / 2)
     assert metrics["balanced_accuracy"] > evaluation["metrics"]["balanced_accuracy"]  # torchmetrics counted the absent class as 0
     assert "balanced_accuracy" not in fixed_intervals["ci"] and fixed_intervals["ci"]["accuracy"] == intervals["ci"]["accuracy"]
+
+
+def test_leave_one_source_out_validation_validates_on_a_whole_training_source(tmp_path):
+    tiny = {"extends": str(REPO / "configs/methods/single_net.yaml"), "model": {"nf": 4, "fc_units": 8}, "data": {"batch_size": 8, "balanced_sampling": None},
+            "trainer": {"max_epochs": 1}, "grid_search": None}
+    (tmp_path / "net.yaml").write_text(yaml.safe_dump(tiny))
+    suite = {"name": "loso-val", "datasets": [{"name": "synthetic", "options": {"patients_per_class": 12, "sources": 3}}], "methods": ["net.yaml"],
+             "tuning": {"select": "leave-one-source-out-validation"}, "split": {"by": "source", "test": "site0"}, "logging": {"wandb": False},
+             "statistics": {"n_resamples": 100}, "data": {"image_size": 32, "split_seed": 0},
+             "trainer": {"accelerator": "cpu", "enable_progress_bar": False, "limit_train_batches": 2, "num_sanity_val_steps": 0}}
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
+    assert main(["run", str(tmp_path / "suite.yaml"), "--out", str(tmp_path / "runs"), "--leaderboard", str(tmp_path / "lb.md"),
+                 "--cache-dir", str(tmp_path / "cache")]) == 0
+    result = read_results(tmp_path / "runs/results")[0][0]
+    assert result["selection"] == {"checkpoint": "leave-one-source-out-validation", "val_source": "site1"}  # the first training source
+    assert result["held_out"]["per_source"]["site1"] == {"val": result["dataset"]["counts"]["val"]["images"]}  # validated on it whole
+    assert select([result], "leave-one-source-out-validation") and not select([result], "validation")
+    assert "Model selection: leave-one-source-out-validation." in (tmp_path / "lb.md").read_text()
