@@ -200,7 +200,7 @@ def run_one(spec, *, out_dir: Path, cache_dir: Path, command: str | None = None,
 
     predictions = torch.load(predictions_path, weights_only=True)  # each test image once, whatever the ranks
     index, scores, labels = deduplicate(predictions["index"], predictions["scores"], predictions["labels"])
-    plots = plot_run(trainer, scores, labels, datamodule, out_dir=out_dir, run_id=spec.run_id)  # before W&B closes
+    plots = plot_run(trainer, scores, labels, datamodule, out_dir=out_dir, run_id=spec.run_id) if (spec.logging or {}).get("plots", True) else {}  # before W&B closes
     finish_wandb()
     evaluation, intervals = score_test(datamodule, index, scores, labels, spec.statistics)
     predictions_file = out_dir / "predictions" / f"{spec.run_id}.csv"

@@ -652,6 +652,9 @@ class WandbOptions(Section):
 
 class LoggingOptions(Section):
     wandb: bool | WandbOptions = WandbOptions()
+    # each run's ROC, confusion and reliability PNGs (benchmark/plots.py, about 1 s a run on a CPU): a large sweep may
+    # leave them out; the metrics and predictions do not change
+    plots: bool = True
 
 
 class StatisticsOptions(Section):

@@ -28,7 +28,7 @@ def _write_suite(folder: Path) -> Path:
                                                        "search_space": {"optimizer.lr": {"log_uniform": [1e-4, 1e-2]}}}))
     suite = {"name": "sweep", "datasets": [{"name": "synthetic", "options": {"patients_per_class": 15, "sources": 3}}],
              "methods": ["net_a.yaml", "net_b.yaml"], "tuning": TUNING, "split": {"by": "source", "test": "site0"},
-             "logging": {"wandb": False}, "statistics": {"n_resamples": 100},
+             "logging": {"wandb": False, "plots": False}, "statistics": {"n_resamples": 100},
              "data": {"image_size": 32, "split_seed": 0, "val_fraction": 0.2, "test_fraction": 0.2},
              "trainer": {"accelerator": "cpu", "enable_progress_bar": False, "enable_model_summary": False, "limit_train_batches": 2,
                          "num_sanity_val_steps": 0}}
@@ -49,7 +49,7 @@ def sweep(tmp_path_factory):
 def test_every_draw_and_trial_of_both_methods_is_trained_and_recorded(sweep):
     folder, suite, _ = sweep
     results = read_results(folder / "runs/results")[0]
-    assert len(results) == 2 * 3 * 2
+    assert len(results) == 2 * 3 * 2 and all(r["plots"] == {} for r in results)  # logging.plots: false
     again = {spec.run_id: spec.draw for spec in load_suite(suite, cache_dir=folder / "cache").runs}  # same seed, same draws
     for result in results:
         assert result["tuning"] == again[result["run_id"]] and result["tuning"]["seed"] == 3
@@ -140,7 +140,7 @@ def test_leave_one_source_out_validation_validates_on_a_whole_training_source(tm
             "trainer": {"max_epochs": 1}, "grid_search": None}
     (tmp_path / "net.yaml").write_text(yaml.safe_dump(tiny))
     suite = {"name": "loso-val", "datasets": [{"name": "synthetic", "options": {"patients_per_class": 12, "sources": 3}}], "methods": ["net.yaml"],
-             "tuning": {"select": "leave-one-source-out-validation"}, "split": {"by": "source", "test": "site0"}, "logging": {"wandb": False},
+             "tuning": {"select": "leave-one-source-out-validation"}, "split": {"by": "source", "test": "site0"}, "logging": {"wandb": False, "plots": False},
              "statistics": {"n_resamples": 100}, "data": {"image_size": 32, "split_seed": 0},
              "trainer": {"accelerator": "cpu", "enable_progress_bar": False, "limit_train_batches": 2, "num_sanity_val_steps": 0}}
     (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
