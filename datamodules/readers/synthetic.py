@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from datamodules.grouping import DuplicateSearch
+from datamodules.locking import file_lock
 from datamodules.readers import READERS
 from datamodules.readers.covid19_radiography import PATIENT_MAP, Covid19RadiographyReader
 
@@ -177,6 +178,12 @@ def generate(root: str | Path, *, patients_per_class: int = 100, max_images_per_
     if marker_class is not None:  # only when planted: a clean set's parameters (and its cache) stay as they were
         params["marker_class"] = marker_class
     layout = root / LAYOUT_DIR
+    with file_lock(root / "generate.lock"):  # parallel jobs (submitit, DDP ranks) write one set: one generates, the others wait
+        return _generate(layout, params, patients_per_class, max_images_per_patient, size, seed, marker_class)
+
+
+def _generate(layout: Path, params: dict, patients_per_class: int, max_images_per_patient: int, size: int, seed: int,
+              marker_class: str | None) -> Path:
     marker = layout / MARKER
     if marker.exists() and json.loads(marker.read_text()) == params:
         return layout
