@@ -44,18 +44,10 @@ def sources_to_hold_out(dataset: dict, field: str, suite_data: dict, *, cache_di
         manifest = datamodule.build_manifest()
     except (DatasetNotFoundError, ManifestError) as error:
         raise ConfigError(f"{where}: test: each reads the dataset's sources, and could not: {error}") from None
-    counts = source_counts(manifest, field, task_labels(manifest, suite_data))
+    counts = source_counts(manifest, field, datamodule.task_labels(manifest))  # under the suite's class map
     sources = sources_with_classes(counts, min_classes=1 if datamodule.multilabel else 2)
     if not sources:
         listed = "; ".join(f"{source}: {', '.join(labels)}" for source, labels in counts.items())
         raise ConfigError(f"{where}: test: each found no source with two classes to hold out ({listed or 'no sources'})")
     return sources
 
-
-def task_labels(manifest, data: dict):
-    """Each manifest row's task label under the suite's ``class_map`` and ``class_names`` (None: outside the task)."""
-    class_map, names = data.get("class_map"), data.get("class_names")
-    labels = manifest["label"].map(lambda label: class_map.get(label, class_map.get("*")) if class_map else label)
-    if "role" in manifest.columns:
-        labels = labels.where(manifest["role"] != "reference", None)
-    return labels.where(labels.isin(names), None) if names else labels.where(labels != "", None)

@@ -124,6 +124,7 @@ class CXRDataModule(pl.LightningDataModule):
         if self.held_out:
             self.group_duplicates = True
         self.source_field: str | None = None  # the manifest column the held-out sources are values of (set in _prepare)
+        self.held_out_rows: pd.DataFrame | None = None  # the split file's rows with their sources (held_out_split, set in setup)
         # siamese paper 3.3.1: every image cropped to its lung region before the resize (cache.py); the split is unchanged
         self.lung_crop = bool(lung_crop)
         self.duplicate_pairs: pd.DataFrame | None = None  # the pairs the grouping stage found, when it ran
@@ -201,7 +202,7 @@ class CXRDataModule(pl.LightningDataModule):
         self.manifest, self._cache = manifest, cache
         return cache
 
-    def _task_labels(self, frame: pd.DataFrame) -> pd.Series:
+    def task_labels(self, frame: pd.DataFrame) -> pd.Series:
         """Each row's task label as setup() will see it (class map, requested classes); None = outside the task."""
         labels = frame["label"]
         if self.class_map:
@@ -212,7 +213,7 @@ class CXRDataModule(pl.LightningDataModule):
 
     def _source_split(self, usable: pd.DataFrame) -> pd.Series:
         """A leave-one-source-out split (source_split.py), after checking that each held-out source can be scored."""
-        labels = self._task_labels(usable)
+        labels = self.task_labels(usable)
         counts = source_counts(usable, self.source_field, labels)
         check_sources(counts, usable[self.source_field].astype(str).value_counts(), self.held_out["test"], self.source_field, "test")
         if not self.multilabel:
@@ -276,7 +277,7 @@ class CXRDataModule(pl.LightningDataModule):
         if "exclusion" in self.manifest.columns:
             self._count_exclusions()
         if self.held_out:  # a held-out source's duplicates are counted as such, not as clashes with a fixed split
-            split = self.held_out_split()
+            split = self.held_out_rows = self.held_out_split()  # read once: describe() counts from it too
             duplicates = count_source_duplicates(split, split["official_excluded"])
             self.excluded[FIXED_SPLIT_CLASH] = max(0, self.excluded[FIXED_SPLIT_CLASH] - sum(duplicates.values()))
             self.excluded.update(duplicates)

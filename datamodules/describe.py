@@ -49,7 +49,7 @@ def held_out_record(dm) -> dict[str, Any] | None:
     split of the split file (excluded ones too), with the duplicates kept out for the test and val sources; else None."""
     if not getattr(dm, "held_out", None):
         return None
-    split = dm.held_out_split()
+    split = dm.held_out_rows  # the split file's rows with their sources, read by setup()
     per_source = {str(source): {str(s): int(n) for s, n in group["split"].value_counts().sort_index().items()}
                   for source, group in split.groupby("source", sort=True)}
     val = split.loc[split["split"] == "val", "source"].unique()
