@@ -15,6 +15,14 @@ os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("WANDB_SILENT", "true")
 
 TESTS = Path(__file__).parent
+
+
+@pytest.fixture(autouse=True)
+def _no_run_plots(request, monkeypatch):
+    """Runs in tests skip drawing their three PNGs (about 1.3 s a run on 2 cores; benchmark/plots.py has its own
+    tests in test_plots.py). A test marked ``run_plots`` draws them through the runner, as every real run does."""
+    if request.node.get_closest_marker("run_plots") is None:
+        monkeypatch.setattr("benchmark.runner.plot_run", lambda *args, **kwargs: {})
 SHARED_DATA = (TESTS.parent.parent / "shared" / "data").resolve()
 
 

@@ -145,6 +145,7 @@ def test_no_wandb_when_disabled(tmp_path, monkeypatch):
     assert not _offline_runs(tmp_path) and not (tmp_path / "suite").exists() and not (tmp_path / "wandb-default").exists()
 
 
+@pytest.mark.run_plots
 def test_a_tiny_run_writes_plots_records_them_and_logs_them_to_wandb(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path / "wandb-default"))

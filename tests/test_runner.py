@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pytest
 import yaml
 
 from benchmark.cli import main
@@ -41,8 +42,10 @@ def _run(tmp_path, suite):
     return json.loads((tmp_path / "runs/results/synthetic/tiny_single_net/seed0.json").read_text())
 
 
+@pytest.mark.run_plots
 def test_one_epoch_run_writes_everything(tmp_path):
     result = _run(tmp_path, _suite(tmp_path, wandb=True))
+    assert set(result["plots"]) == {"roc", "confusion", "reliability"} and all((tmp_path / "runs" / p).is_file() for p in result["plots"].values())
     assert result["dataset"]["synthetic"] is True and result["dataset"]["stands_in_for"] == "covid19_radiography"
     assert 0 <= result["metrics"]["accuracy"] <= 1 and "auroc" in result["metrics"]
     assert result["start_weights"] == "random init"
